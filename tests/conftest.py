@@ -1,0 +1,23 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One docking/LLM cache for the whole session, never the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("tgsci-cache")
+    os.environ["TGSCI_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(shared_cache, monkeypatch):
+    monkeypatch.setenv("TGSCI_CACHE_DIR", str(shared_cache))

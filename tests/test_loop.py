@@ -1,0 +1,145 @@
+"""optimize(): early stopping, run record, resume without repeating work, baselines, failures."""
+
+import json
+import re
+
+import pytest
+from scripted import NumberObjective, ScriptedEngine
+
+from tgsci import EngineError, optimize
+from tgsci.prompts import TGD_SYSTEM
+from tgsci.rundir import RunDirError, read_jsonl
+
+
+def climbing_engine(step_size=5):
+    """Feedback: 'go higher'; proposals: current + step_size, current + 2*step_size, ..."""
+
+    def respond(messages, kwargs):
+        if messages[0]["content"] != TGD_SYSTEM:
+            return "The number is too low: go higher."
+        found = re.search(r"<VALUE>(-?\d+)</VALUE>", messages[1]["content"])
+        current = int(found.group(1)) if found else 0  # an invalid current value: start from 0
+        k = kwargs["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["maxItems"]
+        return json.dumps({"proposals": [str(current + step_size * (i + 1)) for i in range(k)]})
+
+    return ScriptedEngine(respond=respond)
+
+
+def test_tgd_improves_and_writes_a_complete_run_record(tmp_path):
+    objective = NumberObjective(target=42)
+    engine = climbing_engine()
+    result = optimize(objective, "10", engine=engine, max_steps=4, n_proposals=2, patience=None, run_dir=tmp_path)
+    assert result.best.value == "40" and result.best.score == 2.0
+    assert result.stop_reason == "max_steps"
+    records = list(read_jsonl(tmp_path / "trajectory.jsonl"))
+    assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
+    step = records[1]
+    for key in ("current", "best", "candidates", "loss", "feedback", "failures", "replies", "usage", "timings"):
+        assert key in step, key
+    assert "away from the hidden integer" in step["loss"] and "go higher" in step["feedback"]
+    assert step["usage"]["calls"] == 2  # one feedback call + one proposal call per step
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["finished"] and summary["best"]["value"] == "40" and summary["evaluations"] == 9
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["objective"] == {"kind": "number", "target": 42} and config["start"] == "10"
+
+
+def test_target_score_stops_early():
+    result = optimize(NumberObjective(target=20), "10", engine=climbing_engine(), max_steps=10, n_proposals=2, target_score=0.0)
+    assert result.stop_reason == "target_score" and result.best.value == "20"
+
+
+def test_patience_stops_when_nothing_improves():
+    engine = ScriptedEngine(respond=lambda m, k: "feedback" if m[0]["content"] != TGD_SYSTEM else '{"proposals": ["-500"]}')
+    # the same proposal each step: first it is evaluated (worse), then rejected as already tried
+    result = optimize(NumberObjective(target=42), "40", engine=engine, max_steps=20, n_proposals=1, patience=2)
+    assert result.stop_reason == "patience" and len(result.steps) == 3
+
+
+def test_evaluation_budget_is_respected():
+    objective = NumberObjective()
+    result = optimize(objective, "0", engine=climbing_engine(1), max_steps=50, n_proposals=3, max_evaluations=7, patience=None)
+    assert result.stop_reason == "max_evaluations" and len(objective.simulated) == 7
+
+
+def test_resume_continues_without_repeating_steps(tmp_path):
+    objective = NumberObjective(target=100)
+
+    class Kill(Exception):
+        pass
+
+    def kill_at_step_2(record):
+        if record["step"] == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        optimize(objective, "0", engine=climbing_engine(), max_steps=5, n_proposals=2, patience=None, run_dir=tmp_path, callback=kill_at_step_2)
+    assert len(objective.simulated) == 5  # start + 2 steps x 2
+    # a killed writer can leave a torn last line: it must be ignored, not crash the resume
+    with open(tmp_path / "trajectory.jsonl", "a") as handle:
+        handle.write('{"step": 3, "current": {"val')
+    fresh = NumberObjective(target=100)
+    result = optimize(fresh, "0", engine=climbing_engine(), max_steps=5, n_proposals=2, patience=None, run_dir=tmp_path)
+    assert fresh.simulated == ["25", "30", "35", "40", "45", "50"]  # only steps 3-5, nothing repeated
+    assert [r["step"] for r in read_jsonl(tmp_path / "trajectory.jsonl")] == [0, 1, 2, 3, 4, 5]
+    assert result.best.value == "50"
+    # asking again for the same finished run does no work at all
+    again = NumberObjective(target=100)
+    optimize(again, "0", engine=climbing_engine(), max_steps=5, n_proposals=2, patience=None, run_dir=tmp_path)
+    assert again.simulated == []
+
+
+def test_run_dir_of_another_objective_is_refused(tmp_path):
+    optimize(NumberObjective(target=1), "0", engine=climbing_engine(), max_steps=1, n_proposals=1, run_dir=tmp_path)
+    with pytest.raises(RunDirError, match="different objective"):
+        optimize(NumberObjective(target=2), "0", engine=climbing_engine(), max_steps=1, n_proposals=1, run_dir=tmp_path)
+    with pytest.raises(RunDirError, match="different start"):
+        optimize(NumberObjective(target=1), "5", engine=climbing_engine(), max_steps=1, n_proposals=1, run_dir=tmp_path)
+
+
+def test_engine_failure_is_recorded_and_the_loop_goes_on(tmp_path):
+    calls = {"n": 0}
+    inner = climbing_engine()
+
+    def respond(messages, kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return EngineError("provider down")
+        return inner.respond(messages, kwargs)
+
+    result = optimize(NumberObjective(), "10", engine=ScriptedEngine(respond=respond), max_steps=2, n_proposals=1, run_dir=tmp_path)
+    records = list(read_jsonl(tmp_path / "trajectory.jsonl"))
+    assert "provider down" in records[1]["error"] and records[2]["candidates"]
+    assert result.best.value == "15"
+
+
+def test_repeated_engine_failures_stop_with_a_reason():
+    engine = ScriptedEngine(respond=lambda m, k: EngineError("rate limited"))
+    result = optimize(NumberObjective(), "10", engine=engine, max_steps=10, n_proposals=1)
+    assert result.stop_reason.startswith("engine_error") and "rate limited" in result.stop_reason
+
+
+def test_invalid_start_is_evaluated_as_invalid_and_the_loop_recovers():
+    result = optimize(NumberObjective(target=42), "forty", engine=climbing_engine(), max_steps=1, n_proposals=1)
+    assert not result.start.valid and "not an integer" in result.start.error
+    assert result.best.valid and result.best.value == "5"
+
+
+@pytest.mark.parametrize("method", ["random", "graph-ga"])
+def test_baselines_run_through_the_same_loop_and_budget(method, tmp_path):
+    objective = NumberObjective(target=42)
+    result = optimize(objective, "10", method=method, max_steps=30, n_proposals=3, max_evaluations=13, patience=None, seed=1, run_dir=tmp_path)
+    assert len(objective.simulated) == 13 and result.stop_reason == "max_evaluations"
+    assert result.best.score < 32  # better than the start
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["method"]["method"] == method
+
+
+def test_baseline_resume_draws_the_same_candidates(tmp_path):
+    full = NumberObjective()
+    optimize(full, "10", method="random", max_steps=4, n_proposals=2, patience=None, seed=3)
+    part = NumberObjective()
+    optimize(part, "10", method="random", max_steps=2, n_proposals=2, patience=None, seed=3, run_dir=tmp_path)
+    rest = NumberObjective()
+    optimize(rest, "10", method="random", max_steps=4, n_proposals=2, patience=None, seed=3, run_dir=tmp_path)
+    assert part.simulated + rest.simulated == full.simulated

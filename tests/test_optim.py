@@ -1,0 +1,97 @@
+"""TGD: prompt content (history, whole values, bounded size), validation, retries, dedup."""
+
+from scripted import NumberObjective, ScriptedEngine, proposals_json
+
+from tgsci import TGD, History, Variable
+
+
+def _tgd(engine, k=2, history=None, **kw):
+    objective = NumberObjective()
+    var = Variable("10", objective.role_description)
+    var.gradients.append(Variable("go higher", "feedback", requires_grad=False))
+    opt = TGD([var], engine, n_proposals=k, history=history or History(), validate=objective.validate,
+              constraints=objective.constraints(), objective=objective.describe(), **kw)
+    return opt, var
+
+
+def test_prompt_holds_value_feedback_constraints_and_history():
+    history = History(n_best=2, n_recent=2)
+    history.add("5", 37.0, "distance 37")
+    history.add("30", 12.0, "distance 12")
+    history.add("abc", None, "invalid number: 'abc' is not an integer")
+    engine = ScriptedEngine([proposals_json("40", "41")])
+    opt, var = _tgd(engine, history=history)
+    result = opt.propose(var)
+    prompt = engine.prompts()[0]
+    assert result.values == ["40", "41"]
+    for needle in ("<VALUE>10</VALUE>", "go higher", "best: 30 -> distance 12", "invalid number", "an integer between"):
+        assert needle in prompt, needle
+
+
+def test_long_values_are_never_elided():
+    value = " ".join(f"w{i}" for i in range(400))
+    engine = ScriptedEngine([proposals_json("1")])
+    opt = TGD([Variable(value, "long text")], engine, n_proposals=1)
+    opt.propose(opt.parameters[0])
+    assert value in engine.prompts()[0]
+
+
+def test_prompt_size_is_bounded_over_many_steps():
+    history = History(n_best=3, n_recent=3)
+    sizes = []
+    for step in range(60):
+        engine = ScriptedEngine([proposals_json(str(1000 + step))])
+        opt, var = _tgd(engine, k=1, history=history)
+        opt.propose(var)
+        sizes.append(len(engine.prompts()[0]))
+        history.add(str(step), float(100 - step % 7), f"distance {100 - step % 7}")
+    assert max(sizes[10:]) - min(sizes[10:]) < 40  # flat, not growing with the step count
+    assert max(sizes) < 3000
+
+
+def test_invalid_and_unparseable_replies_are_retried_with_the_error_then_recorded():
+    engine = ScriptedEngine(["I think 40 would be good", proposals_json("x1", "40"), proposals_json("41")])
+    opt, var = _tgd(engine, k=2, max_retries=2)
+    result = opt.propose(var)
+    assert result.values == ["40", "41"]
+    reasons = [f.reason for f in result.failures]
+    assert any("unparseable" in r for r in reasons) and any("not an integer" in r for r in reasons)
+    # the retry prompt carries the error back to the LLM, and asks only for what is missing
+    assert "not an integer" in engine.prompts()[2] and "1 valid values" in engine.prompts()[2]
+    # the retry replaces the previous exchange: 4 messages, never a growing conversation
+    assert len(engine.requests[2]["messages"]) == 4
+
+
+def test_retries_are_bounded():
+    engine = ScriptedEngine(["junk"] * 10)
+    opt, var = _tgd(engine, k=2, max_retries=2)
+    result = opt.propose(var)
+    assert result.values == [] and len(engine.requests) == 3 and len(result.failures) == 3
+
+
+def test_duplicates_of_current_history_and_each_other_are_rejected():
+    history = History()
+    history.add("40", 2.0, "distance 2")
+    engine = ScriptedEngine([proposals_json("10", "40", "41", "41", "42")])
+    opt, var = _tgd(engine, k=3, history=history, max_retries=0)
+    result = opt.propose(var)
+    assert result.values == ["41", "42"]
+    assert sum("already tried" in f.reason for f in result.failures) == 3
+
+
+def test_step_sets_the_parameter_and_zero_grad_clears_feedback():
+    engine = ScriptedEngine([proposals_json("40")])
+    opt, var = _tgd(engine, k=1)
+    opt.step()
+    assert var.value == "40"
+    opt.zero_grad()
+    assert var.gradients == []
+
+
+def test_structured_output_is_requested():
+    engine = ScriptedEngine([proposals_json("40", "41")])
+    opt, var = _tgd(engine, k=2)
+    opt.propose(var)
+    kwargs = engine.requests[0]["kwargs"]
+    assert kwargs["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["maxItems"] == 2
+    assert kwargs["max_tokens"] > 0

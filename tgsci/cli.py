@@ -1,0 +1,203 @@
+"""Command line: a thin layer over the Python API (config -> engines -> objective -> optimize)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Optimize molecules and treatment plans with textual gradients.")
+console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tgsci {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """tgsci: textual-gradient design of molecules and radiotherapy plans."""
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache):
+    from .config import ConfigError, make_engines
+    from .engine import MissingKeyError
+
+    try:
+        feedback, optimizer = make_engines(
+            {"model": model, "optimizer_model": optimizer_model, "api_base": api_base, "temperature": temperature, "max_tokens": max_tokens},
+            cache=not no_cache,
+        )
+        feedback.check_keys()
+        optimizer.check_keys()
+    except (ConfigError, MissingKeyError, ValueError) as exc:
+        _fail(str(exc))
+    return feedback, optimizer
+
+
+def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed):
+    """Run optimize() under a rich progress bar and print the outcome."""
+    from .engine import EngineError
+    from .loop import optimize
+    from .rundir import RunDirError
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task(f"{method} steps", total=steps, status="evaluating start")
+
+        def on_step(record: dict) -> None:
+            best = record["best"]
+            status = f"best {best['score']:.3f}" if best.get("score") is not None else "no valid candidate yet"
+            progress.update(task, completed=record["step"], status=status)
+
+        try:
+            result = optimize(
+                objective, start, method=method, engine=feedback, optimizer_engine=optimizer, max_steps=steps,
+                n_proposals=proposals, max_evaluations=max_evaluations, patience=patience,
+                target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step,
+            )
+        except (RunDirError, EngineError, ValueError) as exc:
+            _fail(str(exc))
+        finally:
+            objective.close()
+    return result
+
+
+@app.command()
+def molecule(
+    target: str = typer.Option("PPARA", help="DOCKSTRING target name (see `tgsci targets`)."),
+    start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
+    steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
+    proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
+    method: str = typer.Option("tgd", help="tgd | random | graph-ga"),
+    model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
+    optimizer_model: Optional[str] = typer.Option(None, help="A different model for TGD updates."),
+    api_base: Optional[str] = typer.Option(None, help="Base URL for Ollama/vLLM/OpenAI-compatible servers."),
+    temperature: Optional[float] = typer.Option(None),
+    max_tokens: Optional[int] = typer.Option(None),
+    aggregation: str = typer.Option("dockstring", help="dockstring (Vina + 10*(1-QED)) | vina | qed"),
+    off_target: list[str] = typer.Option([], help="Targets to avoid (selectivity), weight -1 each."),
+    qed_weight: float = typer.Option(10.0),
+    scaffold: Optional[str] = typer.Option(None, help="SMARTS every proposal must keep."),
+    exhaustiveness: int = typer.Option(8, min=1),
+    docking_seed: Optional[int] = typer.Option(None, help="Vina/embedding seed (default: dockstring's)."),
+    workers: int = typer.Option(1, min=1, help="Docking worker processes."),
+    max_evaluations: Optional[int] = typer.Option(None, help="Docking budget (candidates)."),
+    patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
+    target_score: Optional[float] = typer.Option(None, help="Stop once the score is at or below this."),
+    run_dir: Path = typer.Option(Path("runs/molecule"), help="Run directory (resumed if it exists)."),
+    seed: int = typer.Option(0),
+    no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
+) -> None:
+    """Optimize a molecule for docking (Vina) and drug-likeness (QED) against a protein target."""
+    from simulators.docking import DockingSettings
+    from simulators.targets import UnknownTargetError
+
+    from .objectives.molecule import MoleculeObjective
+
+    feedback = optimizer = None
+    if method == "tgd":
+        feedback, optimizer = _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    settings = DockingSettings(exhaustiveness=exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {}))
+    try:
+        weights = {target: 1.0, **{t: -1.0 for t in off_target}}
+        objective = MoleculeObjective(weights, aggregation=aggregation, qed_weight=qed_weight, docking=settings, scaffold=scaffold, n_workers=workers)
+    except (UnknownTargetError, ValueError) as exc:
+        _fail(str(exc))
+    result = _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed)
+    _print_molecule_result(result, objective)
+
+
+def _print_molecule_result(result, objective) -> None:
+    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
+    for col in ("", "SMILES", "score", "Vina kcal/mol", "QED"):
+        table.add_column(col)
+    rows = [("start", result.start), ("best", result.best)] + [(f"{n} (drug)", e) for n, e in objective.references()]
+    for label, ev in rows:
+        m = ev.metrics
+        table.add_row(label, ev.value, f"{ev.score:.2f}" if ev.valid else (ev.error or "invalid"), f"{m['vina']:.1f}" if "vina" in m else "-", f"{m['qed']:.2f}" if "qed" in m else "-")
+    Console().print(table)
+    u = result.usage
+    console.print(f"LLM calls {u.calls} ({u.cached_calls} cached), tokens {u.prompt_tokens}+{u.completion_tokens}, cost ${u.cost_usd:.4f}")
+    if result.run_dir:
+        console.print(f"run record: {result.run_dir}")
+
+
+@app.command()
+def targets() -> None:
+    """List the 58 DOCKSTRING targets and their reference drugs."""
+    from simulators.targets import load_manifest
+
+    table = Table(title="DOCKSTRING targets")
+    table.add_column("target")
+    table.add_column("reference drugs")
+    for name, t in sorted(load_manifest().items()):
+        table.add_row(name, ", ".join(r.name for r in t.references))
+    Console().print(table)
+
+
+@app.command()
+def engines(ping: bool = typer.Option(False, help="Send a one-line request to each configured model.")) -> None:
+    """Show the configured models, whether their keys are set (never their values) and local models."""
+    from .config import ConfigError, engine_settings
+    from .engine import Engine, EngineError, missing_keys
+    from .local_llm import available_models
+
+    try:
+        settings = engine_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+    table = Table(title="LLM engines")
+    for col in ("role", "model", "status"):
+        table.add_column(col)
+    for role in ("model", "feedback_model", "optimizer_model"):
+        name = settings.get(role)
+        if not name:
+            continue
+        missing = missing_keys(name)
+        status = f"missing {', '.join(missing)}" if missing else "ready"
+        if name.startswith("local/"):
+            path = available_models().get(name.split("/", 1)[1], "")
+            status = "ready (embedded)" if path and not path.startswith("unavailable") else (path or "unknown local model")
+        if ping and status.startswith("ready"):
+            try:
+                Engine(name, settings.get("api_base"), cache=False, max_retries=0)("Say OK.", max_tokens=4)
+                status += ", answered"
+            except EngineError as exc:
+                status = f"unreachable: {exc}"
+        table.add_row(role, name, status)
+    for name, path in available_models().items():
+        table.add_row("local", f"local/{name}", path)
+    Console().print(table)
+
+
+def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted: finished steps are saved; run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

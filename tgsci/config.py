@@ -1,0 +1,102 @@
+"""Settings from (in order of precedence) arguments, environment variables and ``tgsci.toml``.
+
+``tgsci.toml`` (current directory, or the file named by ``TGSCI_CONFIG``)::
+
+    [engine]
+    model = "openai/gpt-4o"          # default: the embedded local model
+    optimizer_model = "openai/gpt-4o" # optional: a different model for TGD updates
+    feedback_model = "openai/gpt-4o-mini"
+    api_base = "http://localhost:8000/v1"
+    temperature = 0.7
+    max_tokens = 512
+    timeout = 120
+
+Keys are never read from files: providers read them from their environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Optional
+
+from .engine import DEFAULT_MODEL, Engine
+
+ENV = {
+    "model": "TGSCI_MODEL",
+    "optimizer_model": "TGSCI_OPTIMIZER_MODEL",
+    "feedback_model": "TGSCI_FEEDBACK_MODEL",
+    "api_base": "TGSCI_API_BASE",
+    "temperature": "TGSCI_TEMPERATURE",
+    "max_tokens": "TGSCI_MAX_TOKENS",
+    "timeout": "TGSCI_TIMEOUT",
+}
+FLOATS = {"temperature", "timeout"}
+INTS = {"max_tokens"}
+LOCAL_DEFAULTS = {"temperature": 0.8}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def config_path() -> Optional[Path]:
+    explicit = os.environ.get("TGSCI_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / "tgsci.toml"
+    return local if local.exists() else None
+
+
+def load_file(path: Optional[Path] = None) -> dict:
+    path = path or config_path()
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for section in data.values():
+        if isinstance(section, dict) and any("key" in k.lower() and "api" in k.lower() for k in section):
+            raise ConfigError(f"{path}: API keys are read from the environment only; remove them from the file")
+    return data
+
+
+def engine_settings(overrides: Optional[dict] = None, path: Optional[Path] = None) -> dict:
+    """Merged [engine] settings: file < environment < overrides (None values are ignored)."""
+    merged: dict[str, Any] = dict(load_file(path).get("engine", {}))
+    for key, var in ENV.items():
+        if os.environ.get(var):
+            merged[key] = os.environ[var]
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    for key in FLOATS:
+        if key in merged:
+            merged[key] = float(merged[key])
+    for key in INTS:
+        if key in merged:
+            merged[key] = int(merged[key])
+    merged.setdefault("model", DEFAULT_MODEL)
+    if merged["model"].startswith("local/"):
+        for key, value in LOCAL_DEFAULTS.items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def make_engines(overrides: Optional[dict] = None, path: Optional[Path] = None, cache: bool = True) -> tuple[Engine, Engine]:
+    """(feedback engine, optimizer engine); the same object when both use one model."""
+    settings = engine_settings(overrides, path)
+    model = settings.pop("model")
+    feedback_model = settings.pop("feedback_model", None) or model
+    optimizer_model = settings.pop("optimizer_model", None) or model
+    api_base = settings.pop("api_base", None)
+    timeout = settings.pop("timeout", 120.0)
+    feedback = Engine(feedback_model, api_base, timeout=timeout, cache=cache, **settings)
+    if optimizer_model == feedback_model:
+        return feedback, feedback
+    return feedback, Engine(optimizer_model, api_base, timeout=timeout, cache=cache, **settings)

@@ -1,0 +1,269 @@
+"""LLM engine: one thin wrapper over ``litellm.completion`` for every provider.
+
+What it adds over a bare call: sampling kwargs passed through untouched, retries with
+backoff on transient errors, a per-call timeout, a persistent sha256-keyed disk cache,
+and token/cost accounting. API keys are read by litellm from the environment only;
+the engine never accepts, stores or logs one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+# litellm downloads its price map at import unless told not to (no network here).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+log = logging.getLogger("tgsci.engine")
+
+DEFAULT_MODEL = "local/smollm2-135m"
+
+
+class EngineError(RuntimeError):
+    """The LLM could not be reached or answered unusably after all retries."""
+
+
+class MissingKeyError(EngineError):
+    """A provider needs an API key that is not in the environment."""
+
+
+@dataclass
+class Usage:
+    """Token, cost and call counts; added up per call, per step and per run."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, other: "Usage") -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def since(self, earlier: "Usage") -> "Usage":
+        return Usage(**{k: v - getattr(earlier, k) for k, v in asdict(self).items()})
+
+    def copy(self) -> "Usage":
+        return Usage(**asdict(self))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Reply:
+    text: str
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+
+
+def cache_key(model: str, messages: list[dict], kwargs: dict) -> str:
+    """Stable across processes (unlike Python's hash()): sha256 of the canonical JSON."""
+    blob = json.dumps({"model": model, "messages": messages, "kwargs": kwargs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("TGSCI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tgsci")
+    return Path(base) / "llm"
+
+
+def _open_cache(cache_dir: Path):
+    """A diskcache.Cache, or None with a warning when the directory is not writable."""
+    import diskcache
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        probe = cache_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        return diskcache.Cache(str(cache_dir))
+    except OSError as exc:
+        warnings.warn(f"LLM cache disabled: cache directory {cache_dir} is not writable ({exc})", stacklevel=3)
+        return None
+
+
+def missing_keys(model: str) -> list[str]:
+    """Names of the environment variables the provider of ``model`` needs and does not have."""
+    if model.startswith("local/"):
+        return []
+    import litellm
+
+    try:
+        check = litellm.validate_environment(model=model)
+    except Exception:  # unknown provider: let the call itself report it
+        return []
+    return list(check.get("missing_keys") or [])
+
+
+class Engine:
+    """Call any litellm model string: ``Engine("openai/gpt-4o", temperature=0.7)``.
+
+    ``sampling`` kwargs (temperature, max_tokens, top_p, seed, stop, ...) go to every call
+    unchanged; per-call kwargs override them. ``cache=False`` turns the disk cache off.
+    """
+
+    def __init__(
+        self,
+        model: Optional[str] = None,
+        api_base: Optional[str] = None,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        cache: bool = True,
+        cache_dir: Optional[os.PathLike] = None,
+        **sampling: Any,
+    ) -> None:
+        if "api_key" in sampling:
+            raise ValueError("tgsci reads API keys from the environment only (e.g. OPENAI_API_KEY); do not pass api_key")
+        self.model = model or os.environ.get("TGSCI_MODEL") or DEFAULT_MODEL
+        self.api_base = api_base or os.environ.get("TGSCI_API_BASE") or None
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.sampling = dict(sampling)
+        self.usage = Usage()
+        self._cache = _open_cache(Path(cache_dir) if cache_dir else default_cache_dir()) if cache else None
+        if self.model.startswith("local/"):
+            from .local_llm import register_local_provider
+
+            register_local_provider()
+
+    def __repr__(self) -> str:
+        return f"Engine(model={self.model!r}, sampling={self.sampling!r})"
+
+    def describe(self) -> dict:
+        """What a run record keeps about this engine: never a key."""
+        return {"model": self.model, "api_base": self.api_base, "sampling": self.sampling, "timeout": self.timeout}
+
+    def check_keys(self) -> None:
+        missing = missing_keys(self.model)
+        if missing:
+            raise MissingKeyError(
+                f"model {self.model!r} needs {', '.join(missing)} in the environment; "
+                f"export it (never put keys in files) or choose another model"
+            )
+
+    def __call__(
+        self,
+        prompt: str | list[dict],
+        system: Optional[str] = None,
+        **kwargs: Any,
+    ) -> Reply:
+        """Send one chat request; returns the reply text with its usage."""
+        messages = _as_messages(prompt, system)
+        call_kwargs = {**self.sampling, **kwargs}
+        key_kwargs = {**call_kwargs, "api_base": self.api_base}
+        key = cache_key(self.model, messages, key_kwargs)
+        if self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                reply = Reply(text=hit["text"], finish_reason=hit.get("finish_reason", "stop"), cached=True)
+                reply.usage = Usage(calls=1, cached_calls=1)
+                self.usage.add(reply.usage)
+                return reply
+        reply = self._call_with_retries(messages, call_kwargs)
+        self.usage.add(reply.usage)
+        if self._cache is not None and reply.text.strip():
+            try:
+                self._cache.set(key, {"text": reply.text, "finish_reason": reply.finish_reason})
+            except OSError as exc:
+                log.warning("could not write LLM cache: %s", exc)
+        return reply
+
+    def _call_with_retries(self, messages: list[dict], call_kwargs: dict) -> Reply:
+        import litellm
+        from litellm import exceptions as lx
+
+        litellm.suppress_debug_info = True
+        transient = (
+            lx.Timeout,
+            lx.RateLimitError,
+            lx.APIConnectionError,
+            lx.ServiceUnavailableError,
+            lx.InternalServerError,
+        )
+        self.check_keys()
+        last_error: Optional[BaseException] = None
+        failed = 0
+        for attempt in range(self.max_retries + 1):
+            start = time.perf_counter()
+            try:
+                response = litellm.completion(
+                    model=self.model,
+                    messages=messages,
+                    api_base=self.api_base,
+                    timeout=self.timeout,
+                    num_retries=0,
+                    **call_kwargs,
+                )
+                reply = _reply_from_response(response, time.perf_counter() - start)
+                reply.usage.failed_calls = failed
+                if reply.text.strip():
+                    return reply
+                last_error = EngineError("empty reply")
+            except lx.AuthenticationError as exc:
+                raise MissingKeyError(f"{self.model}: authentication failed; check the provider's key variable") from None
+            except (lx.BadRequestError, lx.NotFoundError) as exc:
+                raise EngineError(f"{self.model}: request rejected: {_short(exc)}") from None
+            except transient as exc:
+                last_error = exc
+            failed += 1
+            if attempt < self.max_retries:
+                delay = self.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
+                log.warning("LLM call failed (%s); retry %d/%d in %.1fs", _short(last_error), attempt + 1, self.max_retries, delay)
+                time.sleep(delay)
+        self.usage.failed_calls += failed
+        raise EngineError(f"{self.model}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}")
+
+
+def _as_messages(prompt: str | list[dict], system: Optional[str]) -> list[dict]:
+    if isinstance(prompt, list):
+        messages = [dict(m) for m in prompt]
+    else:
+        messages = [{"role": "user", "content": str(prompt)}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def _reply_from_response(response, seconds: float) -> Reply:
+    choice = response.choices[0]
+    text = choice.message.content or ""
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = 0.0
+    hidden = getattr(response, "_hidden_params", {}) or {}
+    if hidden.get("response_cost"):
+        cost = float(hidden["response_cost"])
+    else:
+        try:
+            import litellm
+
+            cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:
+            cost = 0.0
+    return Reply(
+        text=text,
+        finish_reason=str(choice.finish_reason or "stop"),
+        usage=Usage(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost, seconds=seconds),
+    )
+
+
+def _short(exc: Optional[BaseException]) -> str:
+    text = f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+    return text if len(text) < 300 else text[:297] + "..."

@@ -1,0 +1,100 @@
+"""Structured output for proposals: the JSON shape asked of the LLM, how it is enforced, how it is read.
+
+Every proposal reply is ``{"proposals": [item, ...]}``. API models get a JSON schema through
+``response_format``; the embedded llama.cpp model gets a GBNF grammar (when the objective
+supplies one for an item) so that even a 135M-parameter model produces parseable output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+
+class ParseError(ValueError):
+    """The reply does not contain a usable proposals list."""
+
+
+def proposals_schema(item_schema: dict, k: int) -> dict:
+    return {
+        "type": "object",
+        "properties": {"proposals": {"type": "array", "items": item_schema, "minItems": k, "maxItems": k}},
+        "required": ["proposals"],
+    }
+
+
+def proposals_grammar(item_rules: str, k: int) -> str:
+    """GBNF for ``{"proposals": ["<item>", ...]}`` with exactly k items.
+
+    ``item_rules`` must define a rule named ``item`` producing the text inside the quotes
+    (no quote or backslash characters).
+    """
+    items = ' ", " '.join(['"\\"" item "\\""'] * k)
+    return f'root ::= "{{\\"proposals\\": [" {items} "]}}"\n{item_rules}'
+
+
+def structured_kwargs(engine, item_schema: dict, item_grammar: Optional[str], k: int) -> dict:
+    """The kwargs that make ``engine`` return the proposals JSON."""
+    model = getattr(engine, "model", "") or ""
+    if model.startswith("local/") and item_grammar:
+        return {"grammar": proposals_grammar(item_grammar, k)}
+    return {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "proposals", "schema": proposals_schema(item_schema, k), "strict": False},
+        }
+    }
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def parse_proposals(text: str) -> list[str]:
+    """Read the proposals list from a reply; objects are returned as canonical JSON strings.
+
+    Tolerates code fences and prose around the JSON; raises ParseError saying what is wrong.
+    """
+    if not text or not text.strip():
+        raise ParseError("the reply was empty")
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    data: Any = None
+    for chunk in candidates:
+        data = _first_json(chunk)
+        if data is not None:
+            break
+    if data is None:
+        raise ParseError("no JSON found in the reply")
+    if isinstance(data, dict):
+        if "proposals" not in data:
+            raise ParseError(f'the JSON has no "proposals" key (keys: {", ".join(map(str, data)) or "none"})')
+        data = data["proposals"]
+    if not isinstance(data, list):
+        raise ParseError('"proposals" must be a list')
+    out = []
+    for item in data:
+        if isinstance(item, str):
+            out.append(item.strip())
+        elif isinstance(item, (dict, list)):
+            out.append(json.dumps(item, sort_keys=True))
+        elif item is not None:
+            out.append(str(item))
+    if not out:
+        raise ParseError("the proposals list is empty")
+    return out
+
+
+def _first_json(text: str) -> Any:
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        pass
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, _ = decoder.raw_decode(text[match.start():])
+            return value
+        except (json.JSONDecodeError, ValueError):
+            continue
+    return None

