@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .cache import ResultCache, default_cache_dir
-from .ligand import DOCKSTRING_SEED, PREP_VERSION, LigandError, LigandLimits
+from .molecule_checks import DOCKSTRING_SEED, PREP_VERSION, LigandError, LigandLimits
 from .measurement import Measurement
 from .targets import Target, get_target
 
@@ -28,7 +28,9 @@ class DockingSettings:
     seed: int = DOCKSTRING_SEED
     n_poses: int = 9
     ph: float = 7.4
-    writer: str = "openbabel"  # PDBQT writer: "openbabel" (dockstring's) or "meeko"
+    # PDBQT writer: "meeko" (default; closest to dockstring in benchmarks/docking_throughput.py)
+    # or "openbabel" (dockstring's own conversion, byte-identical to its obabel command).
+    writer: str = "meeko"
     limits: LigandLimits = field(default_factory=LigandLimits)
     # Resources: not part of the cache key.
     cpu: int = 0  # Vina threads per worker; 0 = all cores
@@ -62,24 +64,16 @@ class DockingSettings:
 
 
 def software_versions() -> dict:
-    import rdkit
+    """Versions that change docking results (part of cache keys), read without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    from .native import load_vina, openbabel_version
-
-    vina = load_vina()
-    try:
-        import meeko
-
-        meeko_version = meeko.__version__
-    except Exception:  # meeko is only needed for writer="meeko"
-        meeko_version = None
-    return {
-        "vina": getattr(vina, "__version__", "1.2.7"),
-        "rdkit": rdkit.__version__,
-        "openbabel": openbabel_version(),
-        "meeko": meeko_version,
-        "prep": PREP_VERSION,
-    }
+    out = {"prep": PREP_VERSION}
+    for name in ("vina", "rdkit", "openbabel-wheel", "meeko"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -228,17 +222,19 @@ class DockingPool:
 
     def _worker(self, i: int) -> _Worker:
         worker = self.workers[i]
-        if worker is None or not worker.alive():
-            if worker is not None:
-                worker.kill()
-                self.restarts += 1
+        if worker is not None and not worker.alive():
+            self._drop(i)
+            worker = None
+        if worker is None:
             worker = self.workers[i] = _Worker(self.target, self.settings)
             worker.wait_ready(timeout=300)
         return worker
 
-    def _drop(self, i: int) -> None:
+    def _drop(self, i: int, failed: bool = True) -> None:
+        """Kill worker i; a failed one (crash, timeout) is replaced on next use and counted."""
         if self.workers[i] is not None:
             self.workers[i].kill()
+            self.restarts += int(failed)
         self.workers[i] = None
 
     def dock(self, smiles_list: list[str]) -> list[tuple[str, object]]:
@@ -283,7 +279,7 @@ class DockingPool:
                     w.send(None)
                 except OSError:
                     pass
-                self._drop(i)
+                self._drop(i, failed=False)
 
 
 def _crash_text(code: Optional[int], settings: DockingSettings) -> str:
@@ -315,7 +311,7 @@ class DockingSimulator:
         return {"smiles": canonical, "target": self.target.name, "settings": self.settings.key_fields(), "versions": self.versions}
 
     def evaluate(self, smiles_list: list[str]) -> list[Measurement]:
-        from .ligand import canonical_smiles
+        from .molecule_checks import canonical_smiles
 
         out: list[Optional[Measurement]] = [None] * len(smiles_list)
         todo: list[tuple[int, str, str]] = []

@@ -12,28 +12,19 @@ from dataclasses import dataclass
 
 from .native import ob
 
-from rdkit import Chem, rdBase  # noqa: E402
-from rdkit.Chem import AllChem, Descriptors, rdMolDescriptors  # noqa: E402
+from rdkit import Chem  # noqa: E402
+from rdkit.Chem import AllChem  # noqa: E402
 from rdkit.Chem.MolStandardize.rdMolStandardize import Uncharger  # noqa: E402
 
 
-DOCKSTRING_SEED = 974528263
-PREP_VERSION = "dockstring-0.3.4-match/1"
-# Atom types Vina and Open Babel's PDBQT writer handle.
-DOCKABLE_ELEMENTS = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"})
-
-
-class LigandError(ValueError):
-    """A molecule that cannot or must not be docked; the message says why."""
-
-
-@dataclass(frozen=True)
-class LigandLimits:
-    """Guards that keep Vina and RDKit from exhausting memory or time (see README)."""
-
-    max_heavy_atoms: int = 60
-    max_rotatable_bonds: int = 15
-    allow_fragments: bool = False
+from .molecule_checks import (  # noqa: E402,F401  (re-exported for callers of the prep)
+    DOCKSTRING_SEED,
+    PREP_VERSION,
+    LigandError,
+    LigandLimits,
+    canonical_smiles,
+    check_dockable,
+)
 
 
 @dataclass
@@ -42,42 +33,6 @@ class PreparedLigand:
     protonated: str
     mol: Chem.Mol  # 3D, explicit hydrogens, refined
     pdbqt: str
-
-
-def canonical_smiles(smiles: str) -> str:
-    """RDKit canonical isomeric SMILES; LigandError for empty or unparseable input."""
-    if smiles is None or not str(smiles).strip():
-        raise LigandError("empty SMILES")
-    text = str(smiles).strip()
-    if any(c.isspace() for c in text):
-        raise LigandError("SMILES must not contain spaces")
-    with rdBase.BlockLogs():  # the reason goes into the error, not to stderr
-        mol = Chem.MolFromSmiles(text)
-    if mol is None:
-        raise LigandError(f"RDKit cannot parse {text!r} (check ring closures, brackets and valences)")
-    if mol.GetNumAtoms() == 0:
-        raise LigandError("the molecule has no atoms")
-    return Chem.MolToSmiles(mol, isomericSmiles=True)
-
-
-def check_dockable(mol: Chem.Mol, limits: LigandLimits = LigandLimits()) -> None:
-    """Reject what would crash or stall docking, before any 3D work."""
-    heavy = mol.GetNumHeavyAtoms()
-    if heavy == 0:
-        raise LigandError("the molecule has no heavy atoms")
-    if heavy > limits.max_heavy_atoms:
-        raise LigandError(f"{heavy} heavy atoms is more than the limit of {limits.max_heavy_atoms}")
-    fragments = len(Chem.GetMolFrags(mol))
-    if fragments > 1 and not limits.allow_fragments:
-        raise LigandError(f"{fragments} disconnected fragments; give a single molecule (no salts or '.')")
-    if Descriptors.NumRadicalElectrons(mol):
-        raise LigandError("the molecule has radicals")
-    bad = sorted({a.GetSymbol() for a in mol.GetAtoms()} - DOCKABLE_ELEMENTS)
-    if bad:
-        raise LigandError(f"element(s) {', '.join(bad)} cannot be docked with Vina")
-    rot = rdMolDescriptors.CalcNumRotatableBonds(mol)
-    if rot > limits.max_rotatable_bonds:
-        raise LigandError(f"{rot} rotatable bonds is more than the limit of {limits.max_rotatable_bonds}")
 
 
 def protonate(smiles: str, ph: float = 7.4) -> str:
@@ -146,7 +101,7 @@ def prepare_ligand(
     smiles: str,
     ph: float = 7.4,
     seed: int = DOCKSTRING_SEED,
-    writer: str = "openbabel",
+    writer: str = "meeko",
     limits: LigandLimits = LigandLimits(),
 ) -> PreparedLigand:
     """Everything from SMILES to a dockable PDBQT string."""

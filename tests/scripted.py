@@ -40,10 +40,13 @@ class ScriptedEngine:
             raise AssertionError("scripted engine ran out of replies")
         if isinstance(text, Exception):
             raise text
+        finish = "stop"
+        if isinstance(text, tuple):  # (text, finish_reason)
+            text, finish = text
         tokens = sum(len(m["content"].split()) for m in messages)
         usage = Usage(calls=1, prompt_tokens=tokens, completion_tokens=len(text.split()))
         self.usage.add(usage)
-        return Reply(text=text, usage=usage)
+        return Reply(text=text, finish_reason=finish, usage=usage)
 
     def prompts(self) -> list[str]:
         return ["\n".join(m["content"] for m in r["messages"]) for r in self.requests]

@@ -95,3 +95,10 @@ def test_structured_output_is_requested():
     kwargs = engine.requests[0]["kwargs"]
     assert kwargs["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["maxItems"] == 2
     assert kwargs["max_tokens"] > 0
+
+
+def test_a_reply_cut_at_the_token_limit_is_retried_with_that_reason():
+    engine = ScriptedEngine([('{"proposals": ["40", "4', "length"), proposals_json("40", "41")])
+    opt, var = _tgd(engine, k=2)
+    result = opt.propose(var)
+    assert result.values == ["40", "41"] and "cut off at the token limit" in engine.prompts()[1]

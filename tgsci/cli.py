@@ -168,7 +168,7 @@ def engines(ping: bool = typer.Option(False, help="Send a one-line request to ea
         _fail(str(exc))
     table = Table(title="LLM engines")
     for col in ("role", "model", "status"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for role in ("model", "feedback_model", "optimizer_model"):
         name = settings.get(role)
         if not name:

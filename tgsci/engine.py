@@ -101,10 +101,15 @@ def missing_keys(model: str) -> list[str]:
         return []
     import litellm
 
+    empty = {k: v for k, v in os.environ.items() if k.endswith("_KEY") and not v.strip()}
+    for name in empty:  # an empty key is a missing key
+        del os.environ[name]
     try:
         check = litellm.validate_environment(model=model)
     except Exception:  # unknown provider: let the call itself report it
         return []
+    finally:
+        os.environ.update(empty)
     return list(check.get("missing_keys") or [])
 
 

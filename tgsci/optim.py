@@ -163,7 +163,9 @@ class TGD:
             reply = self.engine(messages, **kwargs)
             result.usage.add(reply.usage)
             result.replies.append(reply.text)
-            errors = self._collect(reply.text, variable.value, accepted, result, need)
+            errors = self._collect(reply.text, variable.value, accepted, result)
+            if reply.finish_reason == "length" and errors:
+                errors.append("the reply was cut off at the token limit: write shorter values")
             if len(result.values) >= k or attempt == self.max_retries:
                 break
             retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.example)
@@ -171,7 +173,7 @@ class TGD:
             messages = messages[:2] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
         return result
 
-    def _collect(self, text: str, current: str, accepted: set[str], result: ProposalResult, need: int) -> list[str]:
+    def _collect(self, text: str, current: str, accepted: set[str], result: ProposalResult) -> list[str]:
         try:
             raw_values = parse_proposals(text)
         except ParseError as exc:

@@ -67,7 +67,7 @@ class MoleculeObjective(Objective):
         compare_references: bool = True,
     ) -> None:
         from simulators.docking import DockingSettings
-        from simulators.ligand import LigandLimits
+        from simulators.molecule_checks import LigandLimits
         from simulators.targets import get_target
 
         if aggregation not in AGGREGATIONS:
@@ -158,7 +158,7 @@ class MoleculeObjective(Objective):
     def validate(self, text: str) -> str:
         from rdkit import Chem
         from rdkit.Chem import Descriptors
-        from simulators.ligand import LigandError, canonical_smiles, check_dockable
+        from simulators.molecule_checks import LigandError, canonical_smiles, check_dockable
 
         raw = str(text).strip().strip("\"'`").strip()
         try:
@@ -267,7 +267,7 @@ class MoleculeObjective(Objective):
             return f" ({'; '.join(bits)})" if bits else ""
 
         lines = []
-        for target in self.weights:
+        for target in self.weights if self.aggregation != "qed" else ():
             key = f"vina_{target}"
             direction = "lower is better" if self.weights[target] > 0 else "higher is better: avoid binding"
             lines.append(f"Vina docking score against {target}: {m[key]:.1f} kcal/mol, {direction}{context(key, '.1f')}.")

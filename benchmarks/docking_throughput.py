@@ -1,0 +1,102 @@
+"""Docking agreement and throughput: tgsci (Vina 1.2.7 Python API, maps reused) vs dockstring's dock().
+
+For a panel of ligands x targets at exhaustiveness 8 (dockstring's setting), prints each
+pair's score from dockstring and from tgsci (with dockstring's Open Babel PDBQT writer and
+with meeko), the largest disagreement, the wall time of each side and the ratio, and the
+latency of a cache hit. Writes results/docking_agreement.json (the agreement test reads it).
+
+    python benchmarks/docking_throughput.py [--ligands 10] [--targets PPARA,JAK2,DRD2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PANEL = {
+    "aspirin": "CC(=O)Oc1ccccc1C(=O)O",
+    "ibuprofen": "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "paracetamol": "CC(=O)Nc1ccc(O)cc1",
+    "caffeine": "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "gemfibrozil": "Cc1ccc(C)c(OCCCC(C)(C)C(=O)O)c1",
+    "fenofibric acid": "CC(C)(Oc1ccc(cc1)C(=O)c1ccc(Cl)cc1)C(=O)O",
+    "propranolol": "CC(C)NCC(O)COc1cccc2ccccc12",
+    "celecoxib": "Cc1ccc(cc1)-c1cc(nn1-c1ccc(cc1)S(N)(=O)=O)C(F)(F)F",
+    "haloperidol": "OC1(CCN(CCCC(=O)c2ccc(F)cc2)CC1)c1ccc(Cl)cc1",
+    "rosiglitazone": "CN(CCOc1ccc(CC2SC(=O)NC2=O)cc1)c1ccccn1",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ligands", type=int, default=10)
+    parser.add_argument("--targets", default="PPARA,JAK2,DRD2")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "docking_agreement.json"))
+    args = parser.parse_args()
+
+    from simulators.docking import DockingSettings, DockingSimulator
+    from dockstring import load_target
+
+    ligands = dict(list(PANEL.items())[: args.ligands])
+    targets = args.targets.split(",")
+    rows, times = [], {"dockstring": 0.0, "openbabel": 0.0, "meeko": 0.0}
+    cache_hit_s = []
+    for target in targets:
+        sims = {}
+        for writer in ("openbabel", "meeko"):
+            cache = tempfile.mkdtemp()
+            t0 = time.perf_counter()
+            sims[writer] = DockingSimulator(target, DockingSettings(exhaustiveness=8, writer=writer), cache_dir=cache)
+            sims[writer].evaluate(list(ligands.values()))  # one batch: maps once, reused for every ligand
+            times[writer] += time.perf_counter() - t0
+        ds_target = load_target(target)
+        for name, smiles in ligands.items():
+            t0 = time.perf_counter()
+            try:
+                ds_score, _ = ds_target.dock(smiles)
+            except Exception as exc:  # dockstring raises on some preparations
+                ds_score = None
+                print(f"dockstring failed on {name}/{target}: {exc}", flush=True)
+            times["dockstring"] += time.perf_counter() - t0
+            ours = {w: sims[w].evaluate([smiles])[0] for w in sims}  # cache hits now
+            t0 = time.perf_counter()
+            sims["openbabel"].evaluate([smiles])
+            cache_hit_s.append(time.perf_counter() - t0)
+            row = {"ligand": name, "smiles": smiles, "target": target, "dockstring": ds_score,
+                   **{f"tgsci_{w}": (m.metrics.get("vina") if m.valid else None) for w, m in ours.items()}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        for sim in sims.values():
+            sim.close()
+
+    def max_diff(key):
+        diffs = [abs(r[key] - r["dockstring"]) for r in rows if r[key] is not None and r["dockstring"] is not None]
+        return max(diffs), sum(diffs) / len(diffs)
+
+    n = len(rows)
+    print(f"\n{n} ligand-target pairs at exhaustiveness 8 (2 cores)")
+    print(f"{'':24s}{'wall s':>10s}{'s/ligand':>10s}{'speed-up':>10s}{'max |diff|':>12s}{'mean |diff|':>12s}")
+    print(f"{'dockstring dock()':24s}{times['dockstring']:10.1f}{times['dockstring'] / n:10.2f}{1.0:10.2f}{'-':>12s}{'-':>12s}")
+    summary = {"pairs": n, "exhaustiveness": 8, "rows": rows, "wall_s": times}
+    for w in ("openbabel", "meeko"):
+        mx, mean = max_diff(f"tgsci_{w}")
+        ratio = times["dockstring"] / times[w]
+        summary[w] = {"max_abs_diff": mx, "mean_abs_diff": mean, "speedup": ratio}
+        print(f"{'tgsci (' + w + ')':24s}{times[w]:10.1f}{times[w] / n:10.2f}{ratio:10.2f}{mx:12.2f}{mean:12.2f}")
+    hit = sorted(cache_hit_s)[len(cache_hit_s) // 2]
+    per_dock = times["openbabel"] / n
+    summary["cache_hit_s"] = hit
+    print(f"cache hit (median) {hit * 1000:.2f} ms vs a docking {per_dock:.1f} s: {per_dock / hit:,.0f}x")
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

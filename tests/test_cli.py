@@ -1,0 +1,68 @@
+"""CLI and configuration: version, engines, clear errors, precedence of settings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tgsci.config import ConfigError, engine_settings, make_engines
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tgsci(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tgsci.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, cwd=cwd or ROOT, timeout=300)
+
+
+def test_version():
+    out = tgsci("--version")
+    assert out.returncode == 0 and out.stdout.strip() == "tgsci 0.1.0"
+
+
+def test_unknown_target_fails_fast_and_lists_valid_names(tmp_path):
+    out = tgsci("molecule", "--target", "NOPE", "--run-dir", str(tmp_path / "r"))
+    assert out.returncode == 2 and "unknown target 'NOPE'" in out.stderr and "PPARA" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_key_names_the_variable(tmp_path):
+    env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
+    out = subprocess.run([sys.executable, "-m", "tgsci.cli", "molecule", "--model", "openai/gpt-4o", "--run-dir", str(tmp_path / "r")],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 2 and "OPENAI_API_KEY" in out.stderr
+
+
+def test_engines_lists_the_embedded_model_and_missing_keys():
+    out = tgsci("engines", env={"TGSCI_MODEL": "anthropic/claude-sonnet-4-5", "ANTHROPIC_API_KEY": ""})
+    assert out.returncode == 0
+    assert "ANTHROPIC_API_KEY" in out.stdout and "local/smollm2-135m" in out.stdout
+
+
+def test_settings_precedence_file_then_env_then_arguments(tmp_path, monkeypatch):
+    path = tmp_path / "tgsci.toml"
+    path.write_text('[engine]\nmodel = "openai/gpt-4o"\ntemperature = 0.2\nmax_tokens = 300\n')
+    monkeypatch.setenv("TGSCI_CONFIG", str(path))
+    monkeypatch.setenv("TGSCI_TEMPERATURE", "0.5")
+    monkeypatch.delenv("TGSCI_MODEL", raising=False)
+    settings = engine_settings({"max_tokens": 99})
+    assert settings == {"model": "openai/gpt-4o", "temperature": 0.5, "max_tokens": 99}
+
+
+def test_keys_in_the_config_file_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "tgsci.toml"
+    path.write_text('[engine]\nmodel = "openai/gpt-4o"\napi_key = "sk-123"\n')
+    monkeypatch.setenv("TGSCI_CONFIG", str(path))
+    with pytest.raises(ConfigError, match="environment only"):
+        engine_settings()
+
+
+def test_separate_optimizer_model(monkeypatch, tmp_path):
+    monkeypatch.delenv("TGSCI_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    feedback, optimizer = make_engines({"model": "openai/gpt-4o-mini", "optimizer_model": "openai/gpt-4o"}, cache=False)
+    assert feedback.model == "openai/gpt-4o-mini" and optimizer.model == "openai/gpt-4o"
+    same_a, same_b = make_engines({"model": "local/smollm2-135m"}, cache=False)
+    assert same_a is same_b and same_a.sampling["temperature"] == 0.8

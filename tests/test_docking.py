@@ -1,0 +1,143 @@
+"""Real Vina docking: agreement with dockstring, determinism, cache, crash isolation, import order."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators.docking import DockingSettings, DockingSimulator
+from simulators.ligand import canonical_smiles, embed, pdbqt_openbabel, protonate
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDED = ROOT / "benchmarks" / "results" / "docking_agreement.json"
+OBABEL = Path(sys.executable).parent / "obabel"
+FENOFIBRIC_ACID = "CC(C)(Oc1ccc(cc1)C(=O)c1ccc(Cl)cc1)C(=O)O"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    ["CC(C)(Oc1ccc(cc1)C(=O)c1ccc(Cl)cc1)C(=O)O", "NCCc1ccc(O)c(O)c1", "CN1CCN(CC1)Cc1ccccc1", "NC(=N)N", "OC(=O)CC[NH3+]", "c1ccncc1"],
+)
+def test_protonation_matches_the_obabel_command_dockstring_runs(smiles):
+    canonical = canonical_smiles(smiles)
+    cli = subprocess.run(f'"{OBABEL}" -:"{canonical}" -ismi -ocan -p7.4', shell=True, capture_output=True, text=True).stdout.strip()
+    assert protonate(canonical) == cli
+
+
+def test_pdbqt_is_byte_identical_to_the_obabel_command(tmp_path):
+    from rdkit import Chem
+
+    mol = embed(Chem.MolFromSmiles(protonate(canonical_smiles(FENOFIBRIC_ACID))))
+    Chem.MolToMolFile(mol, str(tmp_path / "l.mol"))
+    subprocess.run([str(OBABEL), "-imol", str(tmp_path / "l.mol"), "-opdbqt", "-O", str(tmp_path / "l.pdbqt"), "--partialcharge", "gasteiger"],
+                   capture_output=True, check=True)
+    strip = lambda text: [l for l in text.splitlines() if not l.startswith("REMARK  Name")]  # noqa: E731 (file name only)
+    assert strip(pdbqt_openbabel(mol)) == strip((tmp_path / "l.pdbqt").read_text())
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return json.loads(RECORDED.read_text())
+
+
+def test_agreement_with_dockstring_on_the_recorded_panel(recorded, tmp_path_factory):
+    """tgsci docks live; dockstring's scores were recorded by benchmarks/docking_throughput.py."""
+    rows = [r for r in recorded["rows"] if r["dockstring"] is not None]
+    targets = sorted({r["target"] for r in rows})
+    assert len(targets) >= 3 and len({r["ligand"] for r in rows}) >= 10
+    diffs = []
+    for target in targets:
+        panel = [r for r in rows if r["target"] == target]
+        with DockingSimulator(target, DockingSettings(exhaustiveness=8), cache_dir=tmp_path_factory.mktemp("c")) as sim:
+            scores = sim.evaluate([r["smiles"] for r in panel])
+        for r, m in zip(panel, scores):
+            assert m.valid, (r, m.error)
+            diffs.append(abs(m.metrics["vina"] - r["dockstring"]))
+    # Vina's search is stochastic: at exhaustiveness 8 a flexible ligand's score moves by up to
+    # ~0.5 kcal/mol with the seed (benchmarks/docking_noise.py), in dockstring as in tgsci. So the
+    # panel must agree on average and nearly everywhere, and never be far off.
+    assert sum(diffs) / len(diffs) <= 0.15, diffs
+    assert sum(d <= 0.3 for d in diffs) >= 0.85 * len(diffs), diffs
+    assert max(diffs) <= 1.0, diffs
+
+
+def test_agreement_with_live_dockstring_dock(tmp_path):
+    from dockstring import load_target
+
+    reference, _ = load_target("PPARA").dock(FENOFIBRIC_ACID)
+    with DockingSimulator("PPARA", cache_dir=tmp_path) as sim:
+        ours = sim.evaluate([FENOFIBRIC_ACID])[0]
+    assert abs(ours.metrics["vina"] - reference) <= 0.3
+    assert len(ours.metrics["vina_poses"]) > 1 and ours.metrics["vina_poses"][0] == ours.metrics["vina"]
+    assert "vina_kcal_mol" in ours.artifacts["pose_sdf"] and ours.artifacts["pose_pdbqt"].startswith("MODEL")
+
+
+def test_same_seed_same_score_and_cache_hits(tmp_path):
+    settings = DockingSettings(exhaustiveness=2)
+    with DockingSimulator("JAK2", settings, use_cache=False) as sim:
+        first = sim.evaluate(["c1ccc2[nH]ccc2c1"])[0].metrics["vina"]
+        second = sim.evaluate(["c1ccc2[nH]ccc2c1"])[0].metrics["vina"]
+    assert first == second
+    with DockingSimulator("JAK2", settings, cache_dir=tmp_path) as sim:
+        sim.evaluate(["c1ccc2[nH]ccc2c1"])
+        t0 = time.perf_counter()
+        hit = sim.evaluate(["[nH]1ccc2ccccc12"])[0]  # another spelling of the same molecule
+        assert hit.cached and sim.misses == 1 and time.perf_counter() - t0 < 0.5
+        assert hit.metrics["vina"] == first
+    with DockingSimulator("JAK2", DockingSettings(exhaustiveness=3), cache_dir=tmp_path) as sim:
+        assert not sim.evaluate(["c1ccc2[nH]ccc2c1"])[0].cached  # other settings: never a stale hit
+
+
+def test_bad_molecules_never_reach_vina(tmp_path):
+    with DockingSimulator("PPARA", cache_dir=tmp_path) as sim:
+        results = sim.evaluate(["", "C1CC", "CCO.CCN"])
+        assert [m.valid for m in results] == [False, False, False] and sim.misses == 0
+        assert "empty" in results[0].error and "fragments" in results[2].error
+
+
+def test_a_crashed_docking_costs_one_candidate_not_the_run(tmp_path):
+    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8), cache_dir=tmp_path) as sim:
+        sim.evaluate(["CCO"])  # start the worker
+        pool = sim._pool
+
+        def kill_soon():
+            time.sleep(1.0)
+            pool.workers[0].process.kill()
+
+        threading.Thread(target=kill_soon).start()
+        crashed = sim.evaluate([FENOFIBRIC_ACID])[0]
+        assert not crashed.valid and "crashed" in crashed.error
+        after = sim.evaluate(["c1ccccc1O"])[0]
+        assert after.valid and pool.restarts == 1
+
+
+def test_timeout_stops_a_long_docking(tmp_path):
+    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8, timeout_s=0.5), cache_dir=tmp_path) as sim:
+        result = sim.evaluate([FENOFIBRIC_ACID])[0]
+    assert not result.valid and "longer than" in result.error
+
+
+def test_worker_loads_openbabel_before_vina():
+    code = "import sys; sys.path.insert(0, '.'); import simulators.ligand; from simulators.native import load_vina; load_vina(); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok"
+
+
+def test_docking_works_even_if_the_user_imported_vina_first():
+    """vina before Open Babel aborts a process; the caller never loads Open Babel, the worker does it right."""
+    code = (
+        "import sys; sys.path.insert(0, '.'); import vina\n"
+        "from simulators.docking import DockingSettings, DockingSimulator\n"
+        "sim = DockingSimulator('PPARA', DockingSettings(exhaustiveness=1), use_cache=False)\n"
+        "m = sim.evaluate(['CCO'])[0]; sim.close()\n"
+        "print(m.valid, 'openbabel' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False"]

