@@ -47,7 +47,8 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     if STAMP.exists() and STAMP.read_text() == fingerprint():
         return
-    pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    print("installing pinned dependencies into .venv (about 2 minutes the first time)", flush=True)
+    pip = [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--progress-bar", "off"]
     if run(pip + ["-c", "requirements.lock", "-e", ".[test]"]) != 0:
         sys.exit("dependency installation failed")
     no_deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tgsci"]["no-deps"]

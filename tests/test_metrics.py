@@ -16,7 +16,7 @@ def test_top_k_auc_by_hand():
 
 
 def test_early_stop_keeps_the_last_value_up_to_the_budget():
-    assert top_k_auc([4.0, 2.0], k=1, budget=4) == pytest.approx((4 + 2 + 2 + 2) / 4)
+    assert top_k_auc([4.0, 2.0], budget=4, k=1) == pytest.approx((4 + 2 + 2 + 2) / 4)
 
 
 def test_faster_progress_gives_a_better_auc():

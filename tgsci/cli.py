@@ -143,6 +143,86 @@ def _print_molecule_result(result, objective) -> None:
 
 
 @app.command()
+def plan(
+    case: str = typer.Option("tg119", help="Treatment case in targets/cases (tg119, prostate, ...)."),
+    start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
+    steps: int = typer.Option(8, min=0),
+    proposals: int = typer.Option(2, min=1),
+    method: str = typer.Option("tgd", help="tgd | random | tpe"),
+    fast: bool = typer.Option(False, help="Coarse plan settings of the case (quick trials, tests)."),
+    model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
+    optimizer_model: Optional[str] = typer.Option(None),
+    api_base: Optional[str] = typer.Option(None),
+    temperature: Optional[float] = typer.Option(None),
+    max_tokens: Optional[int] = typer.Option(None),
+    max_evaluations: Optional[int] = typer.Option(None, help="Plan-evaluation budget."),
+    patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
+    run_dir: Path = typer.Option(Path("runs/plan"), help="Run directory (resumed if it exists)."),
+    seed: int = typer.Option(0),
+    no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
+) -> None:
+    """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
+    from .objectives.plan import PlanObjective
+
+    feedback = optimizer = None
+    if method == "tgd":
+        feedback, optimizer = _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    try:
+        console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
+        objective = PlanObjective.from_case(case, fast=fast)
+    except (ValueError, MemoryError) as exc:
+        _fail(str(exc))
+    start_value = start or objective.start_value()
+    result = _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, None, run_dir, seed)
+    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
+    for col in ("", "weights", "score", "goals met"):
+        table.add_column(col, overflow="fold")
+    for label, ev in (("start", result.start), ("best", result.best)):
+        met = f"{ev.metrics.get('goals_met', '-')}/{ev.metrics.get('goals_total', '-')}"
+        table.add_row(label, ev.value, f"{ev.score:.3f}" if ev.valid else (ev.error or "invalid"), met)
+    Console().print(table)
+    if result.run_dir:
+        console.print(f"run record: {result.run_dir}")
+
+
+@app.command()
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep specification (TOML); see examples/sweep_small.toml."),
+    out: Path = typer.Option(Path("runs/sweep"), help="Output directory: one run directory per run."),
+    scheduler: Optional[str] = typer.Option(None, help="tcp://host:8786 of a running Dask scheduler; default: a LocalCluster."),
+    workers: Optional[int] = typer.Option(None, help="LocalCluster worker processes (default: the cores)."),
+    max_attempts: Optional[int] = typer.Option(None, help="Retries of a failing run."),
+    llm_concurrency: Optional[int] = typer.Option(None, help="Concurrent LLM calls across the sweep."),
+) -> None:
+    """Run every target x start x seed x method of a spec on Dask; re-running resumes."""
+    from .sweep import SpecError, SweepLockedError, run_sweep
+
+    try:
+        result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, progress=True, max_attempts=max_attempts, llm_concurrency=llm_concurrency)
+    except (SpecError, SweepLockedError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print(f"{len(result.finished)} finished, {len(result.failed)} failed; report: tgsci report {out}")
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., help="A sweep output directory."),
+    no_references: bool = typer.Option(False, help="Do not dock the reference drugs for comparison."),
+) -> None:
+    """Aggregate a sweep: summary.csv, per-target comparison with reference drugs, summary.png."""
+    from .sweep_report import ReportError, report_sweep
+
+    try:
+        result = report_sweep(directory, dock_references=not no_references)
+    except ReportError as exc:
+        _fail(str(exc))
+    for path in result.paths.values():
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def targets() -> None:
     """List the 58 DOCKSTRING targets and their reference drugs."""
     from simulators.targets import load_manifest

@@ -22,11 +22,12 @@ def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
-def _feedback(engine, prompt: str, system: str) -> str:
+def _give_feedback(variable: Variable, engine, prompt: str, system: str) -> None:
+    """One LLM call whose (clipped) answer becomes a gradient of ``variable``."""
     if engine is None:
         raise ValueError("backward needs an engine: loss.backward(engine)")
     reply = engine(prompt, system=system, max_tokens=FEEDBACK_MAX_TOKENS)
-    return _clip(reply.text)
+    variable.gradients.append(Variable(_clip(reply.text), role_description=f"feedback to {variable.role_description}", requires_grad=False))
 
 
 class LLMCall:
@@ -54,8 +55,7 @@ class LLMCall:
             output_feedback=output.gradient_text() or "(none: judge the output on its own merits)",
             max_words=FEEDBACK_WORDS,
         )
-        text = _feedback(engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
-        variable.gradients.append(Variable(text, role_description=f"feedback to {variable.role_description}", requires_grad=False))
+        _give_feedback(variable, engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
 
 
 class TextLoss:
@@ -79,8 +79,7 @@ class TextLoss:
                 output_value=loss.value,
                 max_words=FEEDBACK_WORDS,
             )
-            text = _feedback(engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
-            variable.gradients.append(Variable(text, role_description=f"feedback to {variable.role_description}", requires_grad=False))
+            _give_feedback(variable, engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
 
         loss._backward = backward
         return loss
@@ -115,10 +114,7 @@ class SimulatorCall:
                 downstream=prompts.DOWNSTREAM_FEEDBACK.format(feedback=downstream) if downstream else "",
                 max_words=FEEDBACK_WORDS,
             )
-            if engine is None:
-                raise ValueError("backward needs an engine: loss.backward(engine)")
-            text = _feedback(engine, prompt, prompts.SIMULATOR_BACKWARD_SYSTEM)
-            variable.gradients.append(Variable(text, role_description=f"feedback to {variable.role_description}", requires_grad=False))
+            _give_feedback(variable, engine, prompt, prompts.SIMULATOR_BACKWARD_SYSTEM)
 
         output._backward = backward
         return output

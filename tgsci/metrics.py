@@ -21,24 +21,26 @@ def top_k(scores: Iterable[Optional[float]], k: int) -> Optional[float]:
     return sum(best) / len(best) if best else None
 
 
-def top_k_auc(scores_in_order: list[Optional[float]], k: int = 10, budget: Optional[int] = None) -> Optional[float]:
-    """PMO-style top-k AUC over evaluation count; invalid evaluations count as calls but not as scores."""
+def top_k_auc(scores_in_order: list[Optional[float]], budget: Optional[int] = None, k: int = 10) -> Optional[float]:
+    """PMO-style top-k AUC over evaluation count; None scores are failed evaluations (calls, no score)."""
     budget = budget or len(scores_in_order)
-    if budget <= 0:
+    if budget < 1:
+        raise ValueError("budget must be >= 1")
+    best: list[float] = []
+    curve: list[Optional[float]] = []
+    for s in scores_in_order[:budget]:
+        if s is not None and math.isfinite(s):
+            best = sorted(best + [s])[:k]
+        curve.append(sum(best) / len(best) if best else None)
+    first = next((c for c in curve if c is not None), None)
+    if first is None:
         return None
-    curve, seen, last = [], [], None
-    for i in range(budget):
-        if i < len(scores_in_order) and scores_in_order[i] is not None and math.isfinite(scores_in_order[i]):
-            seen.append(scores_in_order[i])
-            seen.sort()
-            del seen[k:]
-            last = sum(seen) / len(seen)
-        if last is not None:
-            curve.append(last)
-    return sum(curve) / len(curve) if curve else None
+    curve = [first if c is None else c for c in curve]  # before the first valid score (rare)
+    curve += [curve[-1]] * (budget - len(curve))  # a run that stopped early keeps its last value
+    return sum(curve) / budget
 
 
 def run_figures(evaluations, k: int = 10, budget: Optional[int] = None) -> dict:
     """top-1, top-k and top-k AUC of a run's simulated evaluations, in the order they were made."""
     scores = [e.score for e in evaluations if e.simulated]
-    return {"top1": top_k(scores, 1), f"top{k}": top_k(scores, k), f"top{k}_auc": top_k_auc(scores, k, budget), "evaluations": len(scores)}
+    return {"top1": top_k(scores, 1), f"top{k}": top_k(scores, k), f"top{k}_auc": top_k_auc(scores, budget, k), "evaluations": len(scores)}

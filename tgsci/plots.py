@@ -45,9 +45,15 @@ def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: s
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Save atomically (temporary file, then rename) and close the figure."""
+    plt = _pyplot()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     tmp.replace(path)
     return path
