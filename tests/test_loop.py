@@ -143,3 +143,11 @@ def test_baseline_resume_draws_the_same_candidates(tmp_path):
     rest = NumberObjective()
     optimize(rest, "10", method="random", max_steps=4, n_proposals=2, patience=None, seed=3, run_dir=tmp_path)
     assert part.simulated + rest.simulated == full.simulated
+
+
+def test_a_stalled_loop_does_not_replay_the_same_request():
+    """Same prompt + same seed (or an LLM cache hit) would repeat the same rejected proposals forever."""
+    engine = ScriptedEngine(respond=lambda m, k: "feedback" if m[0]["content"] != TGD_SYSTEM else '{"proposals": ["10"]}')
+    optimize(NumberObjective(), "10", engine=engine, max_steps=3, n_proposals=1, patience=None, seed=0)
+    seeds = [r["kwargs"]["seed"] for r in engine.requests if r["messages"][0]["content"] == TGD_SYSTEM]
+    assert len(seeds) == len(set(seeds)) == 6  # 3 steps x (first try + 1 retry), all different

@@ -102,3 +102,20 @@ def test_a_reply_cut_at_the_token_limit_is_retried_with_that_reason():
     opt, var = _tgd(engine, k=2)
     result = opt.propose(var)
     assert result.values == ["40", "41"] and "cut off at the token limit" in engine.prompts()[1]
+
+
+def test_each_attempt_gets_its_own_seed_and_retries_sample_warmer():
+    engine = ScriptedEngine(["junk", proposals_json("40")])
+    engine.sampling = {"temperature": 0.8}
+    opt, var = _tgd(engine, k=1, seed=1234)
+    opt.propose(var)
+    first, retry = (r["kwargs"] for r in engine.requests)
+    assert first["seed"] == 1234 and "temperature" not in first
+    assert retry["seed"] == 1235 and retry["temperature"] == 1.05
+
+
+def test_min_valid_stops_retrying_once_enough_proposals_are_usable():
+    engine = ScriptedEngine([proposals_json("40", "40")])
+    opt, var = _tgd(engine, k=2, min_valid=1)
+    result = opt.propose(var)
+    assert result.values == ["40"] and len(engine.requests) == 1

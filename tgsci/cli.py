@@ -36,9 +36,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache):
+def _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache):
+    """(feedback, optimizer) engines for TGD, checked for keys up front; (None, None) for baselines."""
     from .config import ConfigError, make_engines
     from .engine import MissingKeyError
+
+    if method != "tgd":
+        return None, None
 
     try:
         feedback, optimizer = make_engines(
@@ -114,9 +118,7 @@ def molecule(
 
     from .objectives.molecule import MoleculeObjective
 
-    feedback = optimizer = None
-    if method == "tgd":
-        feedback, optimizer = _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     settings = DockingSettings(exhaustiveness=exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {}))
     try:
         weights = {target: 1.0, **{t: -1.0 for t in off_target}}
@@ -164,9 +166,7 @@ def plan(
     """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
     from .objectives.plan import PlanObjective
 
-    feedback = optimizer = None
-    if method == "tgd":
-        feedback, optimizer = _engines(model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     try:
         console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
         objective = PlanObjective.from_case(case, fast=fast)

@@ -213,6 +213,7 @@ class Engine:
                     api_base=self.api_base,
                     timeout=self.timeout,
                     num_retries=0,
+                    drop_params=True,  # e.g. `seed` for providers without it: dropped, not an error
                     **call_kwargs,
                 )
                 reply = _reply_from_response(response, time.perf_counter() - start)

@@ -99,6 +99,8 @@ class TGD:
         format_hint: str = "",
         max_retries: int = 2,
         max_tokens_per_item: int = 96,
+        seed: Optional[int] = None,
+        min_valid: Optional[int] = None,
     ) -> None:
         self.parameters = list(parameters)
         if not self.parameters:
@@ -117,6 +119,12 @@ class TGD:
         self.format_hint = format_hint
         self.max_retries = max_retries
         self.max_tokens_per_item = max_tokens_per_item
+        # A seed per step (and per retry) keeps a stalled loop from replaying the same reply:
+        # the same prompt with the same seed, or a cache hit, would give the same proposals.
+        self.seed = seed
+        # Retry while fewer than min_valid proposals are usable (default: all k). The loop asks
+        # for 1: a step with some new valid candidates goes on instead of paying another call.
+        self.min_valid = n_proposals if min_valid is None else max(1, min(min_valid, n_proposals))
 
     def zero_grad(self) -> None:
         for p in self.parameters:
@@ -160,18 +168,29 @@ class TGD:
             need = k - len(result.values)
             kwargs = structured_kwargs(self.engine, self.item_schema, self.item_grammar, need)
             kwargs.setdefault("max_tokens", 32 + self.max_tokens_per_item * need)
+            kwargs.update(self._sampling_for(attempt))
             reply = self.engine(messages, **kwargs)
             result.usage.add(reply.usage)
             result.replies.append(reply.text)
             errors = self._collect(reply.text, variable.value, accepted, result)
             if reply.finish_reason == "length" and errors:
                 errors.append("the reply was cut off at the token limit: write shorter values")
-            if len(result.values) >= k or attempt == self.max_retries:
+            if len(result.values) >= self.min_valid or attempt == self.max_retries:
                 break
             retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.example)
             # Bounded: the retry replaces, never extends, the previous exchange.
             messages = messages[:2] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
         return result
+
+    def _sampling_for(self, attempt: int) -> dict:
+        """Per-attempt sampling: a fresh seed, and a warmer temperature for retries."""
+        out = {}
+        if self.seed is not None:
+            out["seed"] = self.seed + attempt
+        base = (getattr(self.engine, "sampling", None) or {}).get("temperature")
+        if attempt and base is not None:
+            out["temperature"] = min(1.5, base + 0.25 * attempt)
+        return out
 
     def _collect(self, text: str, current: str, accepted: set[str], result: ProposalResult) -> list[str]:
         try:

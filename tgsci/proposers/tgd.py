@@ -11,7 +11,7 @@ from .base import LoopState, Proposal, Proposer
 class TGDProposer(Proposer):
     name = "tgd"
 
-    def __init__(self, feedback_engine, optimizer_engine=None, max_retries: int = 2):
+    def __init__(self, feedback_engine, optimizer_engine=None, max_retries: int = 1):
         self.feedback_engine = feedback_engine
         self.optimizer_engine = optimizer_engine or feedback_engine
         self.max_retries = max_retries
@@ -46,6 +46,8 @@ class TGDProposer(Proposer):
             format_hint=objective.format_hint,
             max_retries=self.max_retries,
             max_tokens_per_item=objective.max_tokens_per_item,
+            seed=state.rng.randrange(2**31),  # state.rng is seeded per (run seed, step): resumable
+            min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
         )
         result = optimizer.propose(variable)
         return Proposal(

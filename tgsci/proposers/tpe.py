@@ -1,0 +1,129 @@
+"""TPE baseline: Optuna's Tree-structured Parzen Estimator over log-weights.
+
+Works with any objective that exposes ``search_space() -> {name: (low, high)}`` (positive
+bounds, searched on a log scale), ``to_params(value) -> {name: float}`` and validates the
+JSON object ``{name: number}`` as a candidate (the plan objective does). Every evaluation in the loop
+state that Optuna has not been told about yet (the start, earlier steps, a resumed run's
+history) is added with ``study.add_trial`` before asking, so TPE models exactly what the loop
+evaluated, under the same budget as every other method. Parameters outside the search
+space are clipped into it when told (a weight of 0 becomes the lower bound).
+
+Determinism: the sampler is re-seeded from the loop's per-step RNG before each step, and the
+study holds only told evaluations in loop order (asked trials are closed as FAIL right away;
+TPE ignores failed trials), so a resumed run proposes what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+
+from .base import LoopState, Proposal, Proposer, unique_new
+
+
+class TPEProposer(Proposer):
+    name = "tpe"
+
+    def __init__(self, n_startup_trials: int = 4, n_ei_candidates: int = 24, multivariate: bool = True, max_tries_per_item: int = 20):
+        import optuna  # noqa: F401 - fail early with a clear ImportError
+
+        self.n_startup_trials = n_startup_trials
+        self.n_ei_candidates = n_ei_candidates
+        self.multivariate = multivariate
+        self.max_tries_per_item = max_tries_per_item
+        self._study = None
+        self._told: set[str] = set()
+        self._space: dict | None = None
+
+    def describe(self) -> dict:
+        return {
+            "method": self.name, "n_startup_trials": self.n_startup_trials,
+            "n_ei_candidates": self.n_ei_candidates, "multivariate": self.multivariate,
+        }
+
+    # ------------------------------------------------------------------ optuna plumbing
+    def _distributions(self, objective) -> dict:
+        from optuna.distributions import FloatDistribution
+
+        if not hasattr(objective, "search_space"):
+            raise TypeError(f"{type(objective).__name__} has no search_space(); TPE needs named numeric bounds")
+        space = objective.search_space()
+        for name, (low, high) in space.items():
+            if not (0 < low < high and math.isfinite(high)):
+                raise ValueError(f"search space of {name!r} must satisfy 0 < low < high, got ({low}, {high})")
+        self._space = space
+        return {n: FloatDistribution(low, high, log=True) for n, (low, high) in space.items()}
+
+    def _sampler(self, seed: int):
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-feature warnings (multivariate, constant_liar)
+            return optuna.samplers.TPESampler(
+                n_startup_trials=self.n_startup_trials, n_ei_candidates=self.n_ei_candidates,
+                multivariate=self.multivariate, constant_liar=True, seed=seed,
+                warn_independent_sampling=False,
+            )
+
+    def _tell_new(self, state: LoopState, distributions: dict) -> int:
+        """Add every loop evaluation Optuna has not seen yet; returns how many were added."""
+        import optuna
+        from optuna.trial import TrialState, create_trial
+
+        added = 0
+        for ev in state.evaluations:
+            if ev.value in self._told:
+                continue
+            self._told.add(ev.value)
+            try:
+                params = state.objective.to_params(ev.value)
+            except (ValueError, TypeError, AttributeError):
+                continue  # an unparseable (invalid) value tells TPE nothing
+            if set(params) != set(distributions):
+                continue
+            clipped = {n: min(max(float(params[n]), d.low), d.high) for n, d in distributions.items()}
+            if ev.valid:
+                trial = create_trial(state=TrialState.COMPLETE, value=float(ev.score), params=clipped, distributions=distributions)
+            else:
+                trial = create_trial(state=TrialState.FAIL, params=clipped, distributions=distributions)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._study.add_trial(trial)
+            added += 1
+        return added
+
+    # ------------------------------------------------------------------ Proposer
+    def propose(self, state: LoopState, k: int) -> Proposal:
+        import optuna
+        from optuna.trial import TrialState
+
+        objective = state.objective
+        distributions = self._distributions(objective)
+        if self._study is None:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            logging.getLogger("optuna").setLevel(logging.WARNING)
+            self._study = optuna.create_study(direction="minimize", sampler=self._sampler(0))
+        told = self._tell_new(state, distributions)
+        self._study.sampler = self._sampler(state.rng.randrange(2**31))
+        tried, taken, values = state.tried(), set(), []
+        asked = []
+        for _ in range(k * self.max_tries_per_item):
+            if len(values) >= k:
+                break
+            trial = self._study.ask(distributions)
+            asked.append(trial)
+            value = unique_new(objective, params_json(trial.params), tried, taken)
+            if value is not None:
+                taken.add(value)
+                values.append(value)
+        for trial in asked:  # results arrive through state.evaluations next step (add_trial)
+            self._study.tell(trial, state=TrialState.FAIL)
+        n_complete = len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        phase = "random start-up" if n_complete < self.n_startup_trials else "TPE"
+        return Proposal(values=values, loss=f"TPE ({phase}) on {n_complete} completed evaluations; {told} newly told")
+
+
+def params_json(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
