@@ -150,4 +150,4 @@ def test_a_stalled_loop_does_not_replay_the_same_request():
     engine = ScriptedEngine(respond=lambda m, k: "feedback" if m[0]["content"] != TGD_SYSTEM else '{"proposals": ["10"]}')
     optimize(NumberObjective(), "10", engine=engine, max_steps=3, n_proposals=1, patience=None, seed=0)
     seeds = [r["kwargs"]["seed"] for r in engine.requests if r["messages"][0]["content"] == TGD_SYSTEM]
-    assert len(seeds) == len(set(seeds)) == 6  # 3 steps x (first try + 1 retry), all different
+    assert len(seeds) == len(set(seeds)) == 3  # one proposal call per step (duplicates are not retried), all different

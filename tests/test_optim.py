@@ -119,3 +119,12 @@ def test_min_valid_stops_retrying_once_enough_proposals_are_usable():
     opt, var = _tgd(engine, k=2, min_valid=1)
     result = opt.propose(var)
     assert result.values == ["40"] and len(engine.requests) == 1
+
+
+def test_duplicates_alone_are_not_retried_unless_asked():
+    engine = ScriptedEngine([proposals_json("10"), proposals_json("40")])
+    opt, var = _tgd(engine, k=1)
+    assert opt.propose(var).values == [] and len(engine.requests) == 1
+    engine = ScriptedEngine([proposals_json("10"), proposals_json("40")])
+    opt, var = _tgd(engine, k=1, retry_duplicates=True)
+    assert opt.propose(var).values == ["40"] and len(engine.requests) == 2

@@ -20,6 +20,9 @@ from .formats import ParseError, parse_proposals, structured_kwargs
 from .variable import Variable
 
 
+DUPLICATE = "already tried; propose something new"
+
+
 @dataclass
 class HistoryEntry:
     value: str
@@ -101,6 +104,7 @@ class TGD:
         max_tokens_per_item: int = 96,
         seed: Optional[int] = None,
         min_valid: Optional[int] = None,
+        retry_duplicates: bool = False,
     ) -> None:
         self.parameters = list(parameters)
         if not self.parameters:
@@ -125,6 +129,10 @@ class TGD:
         # Retry while fewer than min_valid proposals are usable (default: all k). The loop asks
         # for 1: a step with some new valid candidates goes on instead of paying another call.
         self.min_valid = n_proposals if min_valid is None else max(1, min(min_valid, n_proposals))
+        # A model that repeats itself mostly repeats again when asked at once; the next step
+        # (new feedback, new seed) is the better use of a call. Parse and validation errors are
+        # retried: the error message is what the model needs.
+        self.retry_duplicates = retry_duplicates
 
     def zero_grad(self) -> None:
         for p in self.parameters:
@@ -175,7 +183,8 @@ class TGD:
             errors = self._collect(reply.text, variable.value, accepted, result)
             if reply.finish_reason == "length" and errors:
                 errors.append("the reply was cut off at the token limit: write shorter values")
-            if len(result.values) >= self.min_valid or attempt == self.max_retries:
+            only_duplicates = bool(errors) and all(e.endswith(DUPLICATE) for e in errors)
+            if len(result.values) >= self.min_valid or attempt == self.max_retries or (only_duplicates and not self.retry_duplicates):
                 break
             retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.example)
             # Bounded: the retry replaces, never extends, the previous exchange.
@@ -210,7 +219,7 @@ class TGD:
                 errors.append(f"{raw!r}: {reason}")
                 continue
             if value == current or value in accepted or value in self.history.seen:
-                reason = "already tried; propose something new"
+                reason = DUPLICATE
                 result.failures.append(ProposalFailure(raw, reason))
                 errors.append(f"{raw!r}: {reason}")
                 continue

@@ -5,6 +5,6 @@ from .graph_ga import GeneticProposer
 from .random_search import RandomProposer
 from .tgd import TGDProposer
 
-METHODS = ("tgd", "random", "graph-ga")
+METHODS = ("tgd", "random", "graph-ga", "tpe")
 
 __all__ = ["LoopState", "Proposal", "Proposer", "TGDProposer", "RandomProposer", "GeneticProposer", "METHODS"]

@@ -1,0 +1,131 @@
+"""Re-optimization speed and accuracy: pyRadPlan's ``fluence_optimization`` vs ours (simulators.dose).
+
+    python benchmarks/dose_reoptimization.py                 # TG119, clinical settings (5 mm), ~2-3 min
+    python benchmarks/dose_reoptimization.py --fast          # 10 mm bixels, 6 mm dose grid, seconds
+
+Prints, for the same weight vector: wall time of pyRadPlan's optimizer (as a user calls it, and
+with OpenBLAS limited to one thread as ours runs) and of ours (1 and 2 threads for the sparse
+products), the DVH metrics side by side (dose grid) with the max abs difference in Gy; then
+k = 4 weight vectors optimized together vs one; then the same plan's metrics on the CT grid.
+Both optimizers run scipy's L-BFGS-B from x = 0 for the case's max_iter iterations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from simulators.dose import DoseEngine, load_case  # noqa: E402
+from simulators.dose._blas import single_threaded_blas  # noqa: E402
+from simulators.dose.matrix import available_memory_gb, build  # noqa: E402
+from simulators.dose.reference import pyradplan_fluence  # noqa: E402
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", default="tg119")
+    ap.add_argument("--fast", action="store_true", help="the manifest's fast settings instead of the clinical ones")
+    ap.add_argument("--cache-dir", default=None, help="influence-matrix cache (default: a fresh temporary directory)")
+    args = ap.parse_args()
+
+    case = load_case(args.case, fast=args.fast)
+    s = case.plan
+    print(f"case {case.name} ({s.variant}): {len(s.gantry_angles)} beams, bixel {s.bixel_width_mm:g} mm, "
+          f"dose grid {s.dose_grid_mm:g} mm, {s.max_iter} L-BFGS-B iterations; load average {_load()}; "
+          f"{os.cpu_count()} cores, {available_memory_gb():.1f} GB available")
+    if args.cache_dir:
+        run(case, Path(args.cache_dir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="dose-bench-") as tmp:
+            run(case, Path(tmp))
+
+
+def run(case, cache_dir: Path) -> None:
+    s = case.plan
+
+    engine, t_build = _timed(lambda: DoseEngine(case, cache_dir=cache_dir, threads=1))
+    d = engine.describe()
+    print(f"influence matrix: {d['source']} in {t_build:.1f} s ({d['matrix_shape'][0]} non-empty voxel rows x "
+          f"{d['matrix_shape'][1]} bixels, {d['nnz'] / 1e6:.1f} M non-zeros, {d['matrix_gb']:.2f} GB float32 CSR)")
+    again, t_load = _timed(lambda: DoseEngine(case, cache_dir=cache_dir, threads=2))
+    print(f"second engine: {again.data.source} in {t_load:.1f} s")
+    raw = engine.pyradplan if engine.pyradplan is not None else build(case)[1]
+
+    w0 = case.start_weights()
+    names = case.objective_names
+    print(f"\nweights: {w0}")
+
+    # ---------------------------------------------------------------- one vector
+    (x_ref, info), t_ref = _timed(lambda: pyradplan_fluence(raw, case, w0))
+    with single_threaded_blas():
+        (x_ref1, info1), t_ref1 = _timed(lambda: pyradplan_fluence(raw, case, w0))
+    ours1, t1 = _timed(lambda: engine.evaluate([w0])[0])
+    ours2, t2 = _timed(lambda: again.evaluate([w0])[0])
+    print(f"pyRadPlan fluence_optimization:            {t_ref:6.2f} s  ({info['nit']} it, {info['nfev']} f/g evals; default OpenBLAS threads)")
+    print(f"pyRadPlan fluence_optimization (1 BLAS th.): {t_ref1:6.2f} s  ({info1['nit']} it, {info1['nfev']} f/g evals)")
+    print(f"ours, 1 thread:                             {t1:6.2f} s  ({ours1.optimizer['nit']} it, {ours1.optimizer['nfev']} f/g evals)  "
+          f"speed-up {t_ref / t1:.1f}x (vs 1-BLAS-thread pyRadPlan {t_ref1 / t1:.1f}x)")
+    print(f"ours, 2 threads:                            {t2:6.2f} s  ({ours2.optimizer['nit']} it, {ours2.optimizer['nfev']} f/g evals)  "
+          f"speed-up {t_ref / t2:.1f}x (vs 1-BLAS-thread pyRadPlan {t_ref1 / t2:.1f}x)")
+
+    ref = engine.metrics_from_dose(engine.dose_grid_dose(x_ref))
+    keys = [k for k in ref if k != "dose_grid_mm"]
+    print(f"\nDVH metrics on the {s.dose_grid_mm:g} mm dose grid (Gy; V in %, HI/CI unitless)")
+    print(f"{'metric':22s} {'pyRadPlan':>10s} {'ours 1th':>10s} {'ours 2th':>10s} {'|diff| max':>10s}")
+    gy = []
+    for k in keys:
+        a, b, c = ref[k], ours1.metrics[k], ours2.metrics[k]
+        diff = max(abs(a - b), abs(a - c))
+        if k.split(".")[-1].startswith("D"):
+            gy.append(diff)
+        print(f"{k:22s} {a:10.3f} {b:10.3f} {c:10.3f} {diff:10.3f}")
+    print(f"max |difference| over all D-metrics (Gy): {max(gy):.3f}")
+
+    # ---------------------------------------------------------------- k = 4 together vs one
+    rng = np.random.default_rng(0)
+    vectors = [w0] + [{n: float(w0[n] * np.exp(rng.normal(0, 0.7))) for n in names} for _ in range(3)]
+    for eng, label in ((engine, "1 thread"), (again, "2 threads")):
+        _, t_one = _timed(lambda: eng.evaluate([vectors[1]]))
+        res, t_four = _timed(lambda: eng.evaluate(vectors))
+        same = res[0].metrics == (ours1 if eng is engine else ours2).metrics
+        print(f"\nours, {label}: k=1 {t_one:.2f} s, k=4 together {t_four:.2f} s -> ratio {t_four / t_one:.2f} "
+              f"({t_four / 4:.2f} s per vector, {t_ref / (t_four / 4):.1f}x pyRadPlan per vector); "
+              f"batch == single run: {same}")
+
+    # ---------------------------------------------------------------- grids
+    ct = engine.ct_grid_metrics(ours1.fluence)
+    print(f"\nsame plan (ours), dose grid ({s.dose_grid_mm:g} mm) vs CT grid (dose linearly interpolated):")
+    worst = 0.0
+    for k in keys:
+        if k in ct:
+            delta = ct[k] - ours1.metrics[k]
+            if k.split(".")[-1].startswith("D"):
+                worst = max(worst, abs(delta))
+            print(f"{k:22s} {ours1.metrics[k]:10.3f} {ct[k]:10.3f} {delta:+10.3f}")
+    print(f"max |dose grid - CT grid| over D-metrics (Gy): {worst:.3f}")
+    print(f"\nload average at the end: {_load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Build a case's dose influence matrix with pyRadPlan once, cache it on disk, reload it later.
+
+The cache file (``<cache_dir>/<case>-<key[:16]>.npz``, uncompressed) holds the matrix as
+float32 CSR restricted to the dose-grid voxels with a non-empty row, the dose-grid geometry,
+every structure's dose-grid voxel indices (as drawn, and after pyRadPlan's overlap
+priorities, which is what the optimization uses) and the CT resampled to the dose grid (for
+pictures). ``key`` is the sha256 of the case geometry, the plan settings that shape the
+matrix, the pyRadPlan version and this file's format version. A file whose stored key
+differs, or that cannot be read, is rebuilt, never reused. Writes are atomic (temporary file
+in the same directory, fsync, ``os.replace``), so a killed build never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+from .cases import CaseSpec
+from .optimizer import compact_csr
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+#: How many influence matrices this process computed (not loaded), per case name; tests read it.
+BUILD_COUNTS: Counter = Counter()
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("TGSCI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tgsci")
+    return Path(base) / "dose"
+
+
+def pyradplan_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyradplan")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cache_key(case: CaseSpec) -> str:
+    fields = {**case.matrix_fields(), "pyradplan": pyradplan_version(), "format": CACHE_FORMAT}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cache_path(case: CaseSpec, cache_dir: Optional[Path] = None) -> Path:
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return directory / f"{case.name}-{cache_key(case)[:16]}.npz"
+
+
+@dataclass
+class CaseData:
+    """Everything the engine needs after the matrix exists (no pyRadPlan objects)."""
+
+    key: str
+    matrix: sp.csr_array  # rows: dose-grid voxels with a non-empty influence row; float32
+    rows: np.ndarray  # dose-grid linear index (numpy z, y, x order) of each matrix row
+    grid_dims: tuple  # (nx, ny, nz)
+    grid_spacing: tuple  # mm (x, y, z)
+    grid_origin: tuple  # mm, center of voxel (0, 0, 0)
+    masks: dict  # structure -> dose-grid linear indices (as drawn)
+    opt_masks: dict  # structure -> dose-grid linear indices after overlap priorities
+    ct_hu: np.ndarray  # (nz, ny, nx) float32, CT resampled to the dose grid
+    beam_num: np.ndarray
+    meta: dict = field(default_factory=dict)
+    source: str = "built"  # "built" now or loaded from "cache"
+    path: Optional[Path] = None
+
+    @property
+    def n_grid(self) -> int:
+        nx, ny, nz = self.grid_dims
+        return int(nx * ny * nz)
+
+    @property
+    def n_bixels(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def nbytes(self) -> int:
+        return int(self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes)
+
+
+@dataclass
+class PyRadPlanObjects:
+    """The live pyRadPlan objects of a fresh build (for running pyRadPlan's own optimizer)."""
+
+    ct: Any
+    cst: Any
+    stf: Any
+    dij: Any
+    pln: Any
+
+
+# ------------------------------------------------------------------------------ memory
+def available_memory_gb() -> float:
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available / 2**30
+    except Exception:  # noqa: BLE001
+        try:
+            with open("/proc/meminfo") as handle:
+                for line in handle:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) / 2**20
+        except OSError:
+            pass
+    return float("inf")
+
+
+def check_memory(required_gb: float, what: str) -> None:
+    have = available_memory_gb()
+    if have < required_gb:
+        raise MemoryError(
+            f"{what} needs about {required_gb:.1f} GB of free memory, but only {have:.1f} GB is available "
+            f"on this machine; free memory or use the fast settings (fast=True)."
+        )
+
+
+# ------------------------------------------------------------------------------ build
+def make_plan(case: CaseSpec):
+    from pyRadPlan import PhotonPlan
+
+    s = case.plan
+    pln = PhotonPlan(machine=s.machine, num_of_fractions=case.fractions, prescribed_dose=case.prescription_gy)
+    pln.prop_stf = {
+        "gantry_angles": [float(a) for a in s.gantry_angles],
+        "couch_angles": [float(a) for a in s.couch_angles],
+        "bixel_width": float(s.bixel_width_mm),
+    }
+    r = float(s.dose_grid_mm)
+    pln.prop_dose_calc = {"dose_grid": {"resolution": {"x": r, "y": r, "z": r}}}
+    return pln
+
+
+def _structure_dicts(case: CaseSpec) -> list[dict]:
+    out = []
+    for st in case.structures:
+        d = {"name": st.name, "type": st.type}
+        if st.overlap_priority is not None:
+            d["overlap_priority"] = st.overlap_priority
+        out.append(d)
+    return out
+
+
+def build(case: CaseSpec) -> tuple[CaseData, PyRadPlanObjects]:
+    """Compute the influence matrix and dose-grid masks with pyRadPlan (slow: seconds to a minute)."""
+    from pyRadPlan.core import ProgressReporter
+
+    t0 = time.perf_counter()
+    console = ProgressReporter.console_progress
+    ProgressReporter.console_progress = False  # no tqdm bars from stf generation / dose calculation
+    try:
+        return _build(case, t0)
+    finally:
+        ProgressReporter.console_progress = console
+
+
+def _build(case: CaseSpec, t0: float) -> tuple[CaseData, PyRadPlanObjects]:
+    from pyRadPlan import generate_stf
+    from pyRadPlan.dose.engines import get_engine
+
+    from .phantoms import load_phantom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyRadPlan's ray tracer divides by zero on axis-parallel rays
+        ct, cst = load_phantom(case.phantom, _structure_dicts(case))
+        pln = make_plan(case)
+        stf = generate_stf(ct, cst, pln)
+        engine = get_engine(pln)
+        engine.console_progress = False
+        dij = engine.calc_dose_influence(ct, cst, stf)
+        t_dij = time.perf_counter() - t0
+        full = dij.physical_dose.flat[0]
+        csr = sp.csr_array(full, dtype=np.float32)
+        csr.sum_duplicates()
+        csr.sort_indices()
+        nonempty = np.flatnonzero(np.diff(csr.indptr))
+        matrix = compact_csr(csr[nonempty])
+        del csr
+        grid = dij.dose_grid
+        ct_dg = ct.resample_to_grid(grid)
+        masks = _indices(cst.resample_on_new_ct(ct_dg))
+        opt_masks = _indices(cst.apply_overlap_priorities().resample_on_new_ct(ct_dg))
+        import SimpleITK as sitk
+
+        ct_hu = sitk.GetArrayFromImage(ct_dg.cube_hu).astype(np.float32)
+    wanted = [s.name for s in case.structures]
+    missing = [n for n in wanted if n not in masks]
+    if missing:
+        raise ValueError(f"structures {missing} are missing from the built phantom")
+    for n in wanted:
+        if masks[n].size == 0:
+            raise ValueError(f"structure {n!r} has no voxel on the {case.plan.dose_grid_mm} mm dose grid")
+    BUILD_COUNTS[case.name] += 1
+    data = CaseData(
+        key=cache_key(case),
+        matrix=matrix,
+        rows=nonempty.astype(np.int64),
+        grid_dims=tuple(int(v) for v in grid.dimensions),
+        grid_spacing=tuple(float(grid.resolution[a]) for a in ("x", "y", "z")),
+        grid_origin=tuple(float(v) for v in grid.origin),
+        masks={n: masks[n] for n in wanted},
+        opt_masks={n: opt_masks[n] for n in wanted},
+        ct_hu=ct_hu,
+        beam_num=np.asarray(dij.beam_num, dtype=np.int32),
+        meta={
+            "case": case.name, "fields": case.matrix_fields(), "pyradplan": pyradplan_version(),
+            "format": CACHE_FORMAT, "build_seconds": time.perf_counter() - t0, "dij_seconds": t_dij,
+            "full_shape": list(full.shape), "nnz": int(matrix.nnz),
+        },
+        source="built",
+    )
+    logger.info("built %s influence matrix %s (%d nnz) in %.1f s", case.name, matrix.shape, matrix.nnz, t_dij)
+    return data, PyRadPlanObjects(ct, cst, stf, dij, pln)
+
+
+def _indices(cst) -> dict[str, np.ndarray]:
+    return {v.name: np.asarray(v.indices_numpy, dtype=np.int64).ravel() for v in cst.vois}
+
+
+# ------------------------------------------------------------------------------ disk cache
+def save(data: CaseData, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "data": data.matrix.data, "indices": data.matrix.indices, "indptr": data.matrix.indptr,
+        "shape": np.asarray(data.matrix.shape, dtype=np.int64), "rows": data.rows,
+        "grid_dims": np.asarray(data.grid_dims, dtype=np.int64),
+        "grid_spacing": np.asarray(data.grid_spacing), "grid_origin": np.asarray(data.grid_origin),
+        "ct_hu": data.ct_hu, "beam_num": data.beam_num,
+        "meta": np.asarray(json.dumps({**data.meta, "key": data.key, "structures": list(data.masks)})),
+    }
+    for i, name in enumerate(data.masks):
+        arrays[f"mask_{i}"] = data.masks[name]
+        arrays[f"optmask_{i}"] = data.opt_masks[name]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a cache file is ordinary data
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    """The process umask without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def load(path: Path, expected_key: str) -> CaseData:
+    """Load a cache file; raises ValueError if it belongs to other settings."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("key") != expected_key:
+            raise ValueError(f"{path} was built for other settings (key {str(meta.get('key'))[:16]})")
+        shape = tuple(int(v) for v in z["shape"])
+        matrix = compact_csr(sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=shape))
+        names = meta["structures"]
+        return CaseData(
+            key=meta["key"], matrix=matrix, rows=z["rows"],
+            grid_dims=tuple(int(v) for v in z["grid_dims"]),
+            grid_spacing=tuple(float(v) for v in z["grid_spacing"]),
+            grid_origin=tuple(float(v) for v in z["grid_origin"]),
+            masks={n: z[f"mask_{i}"] for i, n in enumerate(names)},
+            opt_masks={n: z[f"optmask_{i}"] for i, n in enumerate(names)},
+            ct_hu=z["ct_hu"], beam_num=z["beam_num"], meta=meta, source="cache", path=Path(path),
+        )
+
+
+def load_or_build(
+    case: CaseSpec, cache_dir: Optional[Path] = None, check_mem: bool = True
+) -> tuple[CaseData, Optional[PyRadPlanObjects]]:
+    """The case's data from the disk cache, or built now (and cached). Second item: pyRadPlan objects if built."""
+    path = cache_path(case, cache_dir)
+    key = cache_key(case)
+    if path.is_file():
+        if check_mem:
+            check_memory(3.5 * path.stat().st_size / 2**30 + 0.3, f"case {case.name!r} ({case.plan.variant} settings)")
+        try:
+            return load(path, key), None
+        except Exception as exc:  # noqa: BLE001 - unreadable or foreign: rebuild
+            logger.warning("rebuilding %s: %s", path, exc)
+    if check_mem:
+        check_memory(case.plan.memory_gb, f"building case {case.name!r} ({case.plan.variant} settings)")
+    logger.warning(
+        "computing the %s dose influence matrix (%s settings) with pyRadPlan once; it is cached in %s",
+        case.name, case.plan.variant, path.parent,
+    )
+    data, raw = build(case)
+    try:
+        save(data, path)
+        data.path = path
+    except OSError as exc:
+        logger.warning("could not cache the influence matrix at %s: %s", path, exc)
+    return data, raw

@@ -1,0 +1,431 @@
+"""Batched fluence optimization on a cached dose influence matrix.
+
+Same problem as pyRadPlan's ``NonLinearFluencePlanningProblem`` with the scipy solver:
+
+    minimize_w  sum_t  p_t / N_t * sum_{i in VOI_t} r_t(d_i)^2,   d = D w,   w >= 0
+
+with r = d - d_ref (squared deviation), max(d - d_max, 0) (squared overdose) or
+min(d - d_min, 0) (squared underdose), p_t the weight ("priority") of objective t and N_t the
+number of dose-grid voxels of its VOI after overlap priorities. Solved with scipy's L-BFGS-B
+(bounds [0, inf), tol 1e-5, x0 = 0 unless warm-started), as pyRadPlan does.
+
+What makes it fast (per evaluation, the sparse products dominate; scipy's kernels are
+single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros),
+one thread, quiet machine: one evaluation (f and g) ~49 ms = forward ~35 ms + transposed
+product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS thread).
+
+- float32 CSR with int32 indices, restricted to the voxels that carry objectives; voxels whose
+  dose row is empty enter only as constants (they still count in N_t, as in pyRadPlan).
+- One evaluation = one forward product (all rows, needed to know which are active) and one
+  transposed product over the **active** rows only: rows whose residual is zero (e.g. body
+  voxels below d_max, > 90 % of the rows on TG119) contribute exactly 0 and are skipped.
+- k weight vectors are optimized together: k scipy L-BFGS-B runs advance in lock step (one
+  thread each, one at a time; the calling thread evaluates the block), so each matrix pass
+  serves a block of k columns. Column j of a block product equals the single-vector product
+  bit for bit, so a batch gives the same plans as k separate runs (a test checks it).
+- OpenBLAS is held at one thread while optimizing (see ``_blas``).
+- Optionally the two fixed row blocks run on two threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, minimize
+
+from ._blas import single_threaded_blas
+
+KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
+N_BLOCKS = 2  # fixed row split (the summation order of the transposed product depends on it)
+
+
+@dataclass
+class Term:
+    """One objective on one VOI (rows index the optimizer's restricted matrix)."""
+
+    name: str
+    kind: str
+    dose: float
+    rows: np.ndarray
+    n_voxels: int
+    n_empty: int = 0  # voxels of the VOI whose dose row is empty (dose is always 0 there)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"objective kind must be one of {KINDS}, got {self.kind!r}")
+        if self.n_voxels <= 0:
+            raise ValueError(f"objective {self.name!r} has an empty VOI on the dose grid")
+
+    def empty_constant(self) -> float:
+        """Sum of squared residuals over the empty-row voxels (dose 0 there)."""
+        if self.kind == "squared_overdose":
+            return 0.0 if self.dose >= 0 else self.n_empty * self.dose**2
+        return self.n_empty * self.dose**2
+
+
+@dataclass
+class FluenceResult:
+    x: Optional[np.ndarray]
+    fun: float = float("nan")
+    nit: int = 0
+    nfev: int = 0
+    message: str = ""
+    success: bool = False
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+
+@dataclass
+class _Block:
+    r0: int
+    r1: int
+    rows: sp.csr_array  # rows r0:r1 of the matrix (zero-copy view)
+    fwd: sp.csr_array  # CSR of rows.T
+
+
+def default_threads() -> int:
+    """Threads for the matrix products: $TGSCI_DOSE_THREADS, else min(2, usable cores)."""
+    env = os.environ.get("TGSCI_DOSE_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
+@dataclass
+class _Stats:
+    evaluations: int = 0  # batched evaluations (matrix passes)
+    columns: int = 0  # columns evaluated in total
+    active_rows: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class FluenceOptimizer:
+    """Optimizes fluence for blocks of weight vectors on one influence matrix.
+
+    ``matrix``: CSR (voxels x bixels) float32 restricted to the rows the terms index.
+    The rows are split into ``N_BLOCKS`` contiguous blocks of about equal non-zeros; with
+    ``threads`` > 1 the blocks' products run in parallel (scipy's sparse kernels release the
+    GIL). The split is fixed, so results are bit-identical for any number of threads.
+    """
+
+    def __init__(
+        self, matrix: sp.csr_array, terms: Sequence[Term], max_iter: int = 100, tol: float = 1e-5,
+        threads: Optional[int] = None,
+    ):
+        if not sp.issparse(matrix) or matrix.format != "csr":
+            raise TypeError("matrix must be a scipy CSR array")
+        A = compact_csr(matrix)
+        self.n_rows, self.n_bixels = A.shape
+        for t in terms:
+            if t.rows.size and (t.rows.min() < 0 or t.rows.max() >= self.n_rows):
+                raise ValueError(f"objective {t.name!r} indexes rows outside the matrix")
+        # Row order: rows of always-active terms (deviation, underdose) first, then by decreasing
+        # row sum (the dose from unit fluence), dealt alternately to the two blocks. The rows a
+        # gradient needs (target and hot voxels) then sit together at the start of each block
+        # and both blocks get about the same share of them. Measured on TG119 at 5 mm, one
+        # thread: forward product 38.6 -> 35.0 ms, transposed product 14.8 -> 13.6 ms.
+        key = np.asarray(A.sum(axis=1)).ravel().astype(np.float64)
+        for t in terms:
+            if t.kind != "squared_overdose":
+                key[t.rows] = np.inf
+        order = np.argsort(-key, kind="stable")
+        self.perm = np.concatenate([order[b::N_BLOCKS] for b in range(N_BLOCKS)])
+        inverse = np.empty_like(self.perm)
+        inverse[self.perm] = np.arange(self.perm.size)
+        self.A = compact_csr(A[self.perm])
+        self.terms = [
+            Term(t.name, t.kind, t.dose, np.sort(inverse[t.rows]), t.n_voxels, t.n_empty) for t in terms
+        ]
+        self.names = [t.name for t in self.terms]
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self.blocks = self._make_blocks(N_BLOCKS)
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self.stats = _Stats()
+
+    def _make_blocks(self, n: int) -> list[_Block]:
+        """The ``n`` contiguous row blocks of the permuted matrix; each keeps a zero-copy CSR view of
+        its rows (for the transposed product) and a CSR of its transpose (whose .T, a CSC view,
+        serves the forward product: measured faster than CSR @ X with scipy's kernels)."""
+        indptr = self.A.indptr
+        sizes = [len(range(b, self.n_rows, n)) for b in range(n)]
+        cuts = [0] + list(np.cumsum(sizes))
+        blocks = []
+        for r0, r1 in zip(cuts[:-1], cuts[1:]):
+            if r1 <= r0:
+                continue
+            p0, p1 = int(indptr[r0]), int(indptr[r1])
+            rows = sp.csr_array(
+                (self.A.data[p0:p1], self.A.indices[p0:p1], (indptr[r0:r1 + 1] - p0).astype(np.int32)),
+                shape=(r1 - r0, self.n_bixels), copy=False,
+            )
+            blocks.append(_Block(r0, r1, rows, compact_csr(sp.csr_array(rows.T))))
+        return blocks
+
+    def _map(self, fn, items):
+        if len(items) == 1 or self.threads == 1:
+            return [fn(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=min(self.threads, len(items)), thread_name_prefix="dose")
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    # ------------------------------------------------------------------ one block evaluation
+    def dose(self, X: np.ndarray) -> np.ndarray:
+        """D @ X (float32) for an (n_bixels,) or (n_bixels, k) fluence, rows in the optimizer's
+        internal order (row i is input row ``perm[i]``)."""
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        parts = self._map(lambda b: b.fwd.T @ X32, self.blocks)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _backward(self, gt: np.ndarray) -> np.ndarray:
+        """D^T g for voxel gradients ``gt`` (k x rows), using only rows with a non-zero entry
+        (the others contribute exactly 0). Both paths give the same bits as the full product."""
+        k = gt.shape[0]
+
+        def one(b: _Block) -> tuple[np.ndarray, int]:
+            g = gt[:, b.r0:b.r1]
+            if k <= 2:
+                # (k x rows) sparse @ CSR: visits only the active rows' entries, copies nothing
+                gs = sp.csr_array(g)
+                return (gs @ b.rows).toarray().T, gs.nnz
+            active = np.flatnonzero(np.any(g != 0.0, axis=0))
+            if active.size == 0:
+                return np.zeros((self.n_bixels, k), dtype=np.float32), 0
+            if active.size > 0.5 * g.shape[1]:
+                return b.rows.T @ np.ascontiguousarray(g.T), int(active.size)
+            return b.rows[active].T @ np.ascontiguousarray(g[:, active].T), int(active.size)
+
+        parts = self._map(one, self.blocks)
+        G = parts[0][0]
+        for p in parts[1:]:
+            G = G + p[0]
+        self.stats.active_rows += sum(p[1] for p in parts)
+        return np.asarray(G, dtype=np.float64).reshape(self.n_bixels, k)
+
+    def evaluate_block(self, X: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objective values (k,) and gradients (n_bixels, k) for fluences X and weights P (n_terms, k).
+
+        Every reduction runs per column on contiguous data, so column j's numbers do not depend
+        on the other columns of the block (a batch equals single runs bit for bit)."""
+        t0 = time.perf_counter()
+        X = np.asarray(X, dtype=np.float64).reshape(self.n_bixels, -1)
+        k = X.shape[1]
+        Dt = np.ascontiguousarray(self.dose(X).reshape(self.n_rows, k).T)  # (k, rows)
+        gt = np.zeros((k, self.n_rows), dtype=np.float32)
+        f = np.zeros(k, dtype=np.float64)
+        for ti, term in enumerate(self.terms):
+            p = P[ti]  # (k,)
+            if not np.any(p):
+                continue
+            if term.rows.size == 0:  # every voxel of the VOI has an empty dose row
+                f += p / term.n_voxels * term.empty_constant()
+                continue
+            r = Dt[:, term.rows] - np.float32(term.dose)
+            if term.kind == "squared_overdose":
+                np.maximum(r, 0.0, out=r)
+            elif term.kind == "squared_underdose":
+                np.minimum(r, 0.0, out=r)
+            r64 = r.astype(np.float64)
+            scale = p / term.n_voxels  # (k,)
+            # sequential sum per column (cumsum): numpy's pairwise/SIMD reductions group terms
+            # differently for different k, which would make a batch differ from single runs
+            f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + term.empty_constant())
+            # a term's rows are unique; different terms may share rows and simply add up
+            gt[:, term.rows] += r * (2.0 * scale).astype(np.float32)[:, None]
+        G = self._backward(gt)
+        s = self.stats
+        s.evaluations += 1
+        s.columns += k
+        s.seconds += time.perf_counter() - t0
+        return f, G
+
+    # ------------------------------------------------------------------ lock-step L-BFGS-B
+    def optimize(
+        self,
+        weights: Sequence[dict] | np.ndarray,
+        x0: Optional[np.ndarray] = None,
+        max_iter: Optional[int] = None,
+    ) -> list[FluenceResult]:
+        """Optimize every weight vector (dict name -> weight, or an (n_terms, k) array) together."""
+        P = self.weight_matrix(weights)
+        k = P.shape[1]
+        if k == 0:
+            return []
+        if x0 is None:
+            X0 = np.zeros((self.n_bixels, k))
+        else:
+            X0 = np.asarray(x0, dtype=np.float64).reshape(self.n_bixels, -1)
+            if X0.shape[1] == 1 and k > 1:
+                X0 = np.repeat(X0, k, axis=1)
+        maxiter = self.max_iter if max_iter is None else int(max_iter)
+        step = _LockStep(self, P)
+        results: list[Optional[FluenceResult]] = [None] * k
+
+        def run(j: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                step.wait_turn(j)
+                res = minimize(
+                    lambda x: step.request(j, x), np.clip(X0[:, j], 0.0, None), jac=True, method="L-BFGS-B",
+                    bounds=Bounds(0.0, np.inf), tol=self.tol, options={"maxiter": maxiter},
+                )
+                ok = bool(np.all(np.isfinite(res.x))) and np.isfinite(res.fun)
+                results[j] = FluenceResult(
+                    x=np.asarray(res.x, dtype=np.float64), fun=float(res.fun), nit=int(res.nit), nfev=int(res.nfev),
+                    message=str(res.message), success=bool(res.success),
+                    error=None if ok else "inner optimization produced a non-finite fluence or objective",
+                    seconds=time.perf_counter() - t0,
+                )
+            except Exception as exc:  # one failed vector must not stop the others
+                results[j] = FluenceResult(x=None, error=f"inner optimization failed: {type(exc).__name__}: {exc}",
+                                           seconds=time.perf_counter() - t0)
+            finally:
+                step.finish(j)
+
+        with single_threaded_blas():
+            if k == 1:
+                run(0)
+            else:
+                threads = [threading.Thread(target=run, args=(j,), daemon=True, name=f"lbfgsb-{j}") for j in range(k)]
+                for t in threads:
+                    t.start()
+                step.serve()
+                for t in threads:
+                    t.join()
+        return results  # type: ignore[return-value]
+
+    def weight_matrix(self, weights) -> np.ndarray:
+        if isinstance(weights, np.ndarray):
+            P = np.asarray(weights, dtype=np.float64)
+            if P.ndim == 1:
+                P = P[:, None]
+            if P.shape[0] != len(self.terms):
+                raise ValueError(f"weight matrix needs {len(self.terms)} rows (one per objective)")
+            return P
+        cols = []
+        for w in weights:
+            missing = [n for n in self.names if n not in w]
+            if missing:
+                raise ValueError(f"missing weight(s) for {missing}")
+            cols.append([float(w[n]) for n in self.names])
+        return np.asarray(cols, dtype=np.float64).T.reshape(len(self.terms), len(cols))
+
+
+def compact_csr(matrix) -> sp.csr_array:
+    """float32 CSR with int32 indices (a third less memory traffic than int64), sorted."""
+    m = sp.csr_array(matrix)
+    if m.dtype != np.float32:
+        m = m.astype(np.float32)
+    if m.nnz < 2**31 - 1 and (m.indices.dtype != np.int32 or m.indptr.dtype != np.int32):
+        m = sp.csr_array(
+            (m.data, m.indices.astype(np.int32), m.indptr.astype(np.int32)), shape=m.shape, copy=False
+        )
+    if not m.has_sorted_indices:
+        m.sort_indices()
+    return m
+
+
+class _LockStep:
+    """Lock step for k solver threads, one of them running at a time.
+
+    Each solver posts its x and sleeps; the coordinating thread (the caller of ``optimize``)
+    evaluates the whole block once every running solver has posted, then hands the results
+    back one solver at a time (a turn passes to the next solver when the current one posts
+    again or finishes). Only one Python thread is ever runnable, so the solvers never compete
+    with each other or with the block evaluation for the GIL, and the order of events is the
+    same in every run.
+    """
+
+    def __init__(self, opt: FluenceOptimizer, P: np.ndarray):
+        self.opt = opt
+        self.P = P
+        self.cond = threading.Condition()
+        k = P.shape[1]
+        self.active = set(range(k))
+        self.pending: dict[int, np.ndarray] = {}
+        self.results: dict[int, object] = {}
+        self.queue: list[int] = list(range(1, k))
+        self.turn: Optional[int] = 0 if k else None
+        self.direct = k == 1  # one vector: evaluate inline, no coordinator
+
+    def _pass_turn(self) -> None:
+        self.turn = self.queue.pop(0) if self.queue else None
+        self.cond.notify_all()
+
+    def wait_turn(self, j: int) -> None:
+        if self.direct:
+            return
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == j)
+
+    def request(self, j: int, x: np.ndarray):
+        if self.direct:
+            f, G = self.opt.evaluate_block(np.asarray(x, dtype=np.float64)[:, None], self.P)
+            if not np.isfinite(f[0]):
+                raise FloatingPointError("objective is not finite")
+            return float(f[0]), np.ascontiguousarray(G[:, 0])
+        with self.cond:
+            self.pending[j] = np.array(x, dtype=np.float64, copy=True)
+            self._pass_turn()
+            self.cond.wait_for(lambda: self.turn == j and j in self.results)
+            out = self.results.pop(j)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def finish(self, j: int) -> None:
+        if self.direct:
+            return
+        with self.cond:
+            self.active.discard(j)
+            if self.turn == j:
+                self._pass_turn()
+            else:
+                self.cond.notify_all()
+
+    def _ready(self) -> bool:
+        return self.turn is None and (not self.active or len(self.pending) >= len(self.active))
+
+    def serve(self) -> None:
+        """Evaluate blocks until every solver has finished (run in the coordinating thread)."""
+        while True:
+            with self.cond:
+                self.cond.wait_for(self._ready)
+                if not self.active:
+                    return
+                cols = sorted(self.pending)
+                X = np.stack([self.pending.pop(j) for j in cols], axis=1)
+            out: dict[int, object] = {}
+            try:
+                f, G = self.opt.evaluate_block(X, self.P[:, cols])
+                for i, j in enumerate(cols):
+                    if np.isfinite(f[i]):
+                        out[j] = (float(f[i]), np.ascontiguousarray(G[:, i]))
+                    else:
+                        out[j] = FloatingPointError("objective is not finite")
+            except Exception as exc:  # every waiting solver gets the error
+                for j in cols:
+                    out[j] = exc
+            with self.cond:
+                self.results.update(out)
+                self.queue = cols[1:]
+                self.turn = cols[0]
+                self.cond.notify_all()

@@ -1,0 +1,180 @@
+"""The dose engine on TG119 with the fast plan settings: disk cache, batching, and our fluence
+optimizer against pyRadPlan's own ``fluence_optimization`` for the same weights.
+
+The influence matrix is built once per session (a few seconds) into a temporary cache
+directory shared with tests/test_plan_objective.py.
+"""
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from simulators.dose import BUILD_COUNTS, DoseEngine, cache_path, load_case
+from simulators.dose import matrix as matrix_mod
+from simulators.dose.matrix import build
+from simulators.dose.reference import pyradplan_fluence
+
+START = {"OuterTarget": 1000.0, "Core": 300.0, "BODY": 100.0}
+OTHER = {"OuterTarget": 1000.0, "Core": 1500.0, "BODY": 30.0}
+
+
+@pytest.fixture(scope="session")
+def dose_cache(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "dose-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tg119(dose_cache):
+    """(engine, pyRadPlan objects, build seconds) for TG119 fast, built fresh for this session."""
+    case = load_case("tg119", fast=True)
+    t0 = time.perf_counter()
+    engine = DoseEngine(case, cache_dir=dose_cache)
+    seconds = time.perf_counter() - t0
+    raw = engine.pyradplan
+    if raw is None:  # the cache already existed (another module built it first)
+        _, raw = build(case)
+    return engine, raw, seconds
+
+
+def test_fresh_build_is_cached_atomically_on_disk(tg119, dose_cache):
+    engine, _, _ = tg119
+    path = cache_path(engine.case, dose_cache)
+    assert path.is_file() and engine.data.path == path
+    assert not list(dose_cache.glob(".*.tmp"))  # no temporary file left behind
+    d = engine.describe()
+    assert d["matrix_shape"][1] == engine.optimizer.n_bixels > 500
+    assert engine.data.matrix.dtype == np.float32 and engine.data.matrix.indices.dtype == np.int32
+
+
+def test_second_engine_loads_from_disk_without_recomputing(tg119, dose_cache):
+    engine, _, build_seconds = tg119
+    builds = BUILD_COUNTS["tg119"]
+    t0 = time.perf_counter()
+    again = DoseEngine(load_case("tg119", fast=True), cache_dir=dose_cache)
+    seconds = time.perf_counter() - t0
+    assert again.data.source == "cache" and again.pyradplan is None
+    assert BUILD_COUNTS["tg119"] == builds
+    assert seconds < build_seconds
+    a, b = engine.data.matrix, again.data.matrix
+    assert a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.data, b.data)
+    for name in engine.data.masks:
+        assert np.array_equal(engine.data.masks[name], again.data.masks[name])
+
+
+def test_a_cache_file_from_other_settings_is_rebuilt_not_reused(tg119, dose_cache):
+    engine, _, _ = tg119
+    changed = load_case("tg119", fast=True, gantry_angles=[0.0, 120.0, 240.0], dose_grid_mm=9.0, bixel_width_mm=15.0)
+    target = cache_path(changed, dose_cache)
+    assert target != engine.data.path
+    shutil.copyfile(engine.data.path, target)  # a stale/foreign file where the new one belongs
+    builds = BUILD_COUNTS["tg119"]
+    rebuilt = DoseEngine(changed, cache_dir=dose_cache)
+    assert BUILD_COUNTS["tg119"] == builds + 1 and rebuilt.data.source == "built"
+    assert rebuilt.data.grid_spacing == (9.0, 9.0, 9.0) and rebuilt.optimizer.n_bixels < engine.optimizer.n_bixels
+    assert DoseEngine(changed, cache_dir=dose_cache).data.source == "cache"  # the rewritten file now fits
+
+
+def test_batch_of_k_equals_k_single_runs(tg119):
+    engine, _, _ = tg119
+    vectors = [START, OTHER, {"OuterTarget": 300.0, "Core": 100.0, "BODY": 400.0}]
+    batch = engine.evaluate(vectors)
+    for w, b in zip(vectors, batch):
+        single = engine.evaluate([w])[0]
+        assert b.error is None and single.error is None
+        assert np.array_equal(b.fluence, single.fluence)
+        assert b.metrics == single.metrics
+    assert batch[0].metrics != batch[1].metrics  # different weights, different plans
+
+
+def test_results_do_not_depend_on_the_thread_count(tg119, dose_cache):
+    engine, _, _ = tg119
+    one = DoseEngine(engine.case, cache_dir=dose_cache, threads=1).evaluate([OTHER])[0]
+    two = DoseEngine(engine.case, cache_dir=dose_cache, threads=2).evaluate([OTHER])[0]
+    assert np.array_equal(one.fluence, two.fluence) and one.metrics == two.metrics
+
+
+@pytest.mark.parametrize("weights", [START, OTHER], ids=["start", "other"])
+def test_our_optimizer_matches_pyradplan_within_half_a_gray(tg119, weights):
+    engine, raw, _ = tg119
+    ours = engine.evaluate([weights])[0]
+    x_ref, info = pyradplan_fluence(raw, engine.case, weights)
+    assert info["nit"] == ours.optimizer["nit"] == engine.case.plan.max_iter
+    ref = engine.metrics_from_dose(engine.dose_grid_dose(x_ref))
+    keys = ["OuterTarget.D95", "OuterTarget.Dmean", "OuterTarget.D10", "Core.Dmean", "Core.D10", "BODY.Dmean"]
+    diffs = {k: abs(ours.metrics[k] - ref[k]) for k in keys}
+    assert max(diffs.values()) < 0.5, diffs
+    # and the weights matter: the two vectors give clearly different core doses
+    assert abs(ref["Core.Dmean"] - engine.evaluate([START if weights is OTHER else OTHER])[0].metrics["Core.Dmean"]) > 0.5
+
+
+def test_bad_vectors_get_errors_and_the_others_go_on(tg119):
+    engine, _, _ = tg119
+    res = engine.evaluate([{"OuterTarget": 1.0}, START, {"OuterTarget": 0.0, "Core": 0.0, "BODY": 0.0},
+                           {"OuterTarget": -1.0, "Core": 1.0, "BODY": 1.0}])
+    assert "missing" in res[0].error and res[1].error is None and "zero" in res[2].error and ">= 0" in res[3].error
+    assert res[1].metrics["OuterTarget.D95"] > 40
+
+
+def test_a_failed_inner_optimization_only_fails_its_own_vector(tg119, monkeypatch):
+    engine, _, _ = tg119
+    opt = engine.optimizer
+    original = opt.evaluate_block
+    poisoned = opt.names.index("BODY")
+
+    def flaky(X, P):
+        f, G = original(X, P)
+        f = f.copy()
+        f[P[poisoned] == 7.0] = np.nan  # the vector with BODY = 7 "diverges"
+        return f, G
+
+    monkeypatch.setattr(opt, "evaluate_block", flaky)
+    res = engine.evaluate([START, {**START, "BODY": 7.0}, OTHER])
+    assert res[0].error is None and res[2].error is None
+    assert res[1].error and "inner optimization" in res[1].error and res[1].metrics == {}
+
+
+def test_metrics_are_on_the_dose_grid_and_complete(tg119):
+    engine, _, _ = tg119
+    m = engine.evaluate([START])[0].metrics
+    assert m["dose_grid_mm"] == 6.0
+    for s in ("OuterTarget", "Core", "BODY"):
+        for q in ("Dmean", "Dmax", "D2", "D50", "D95", "D98"):
+            assert np.isfinite(m[f"{s}.{q}"])
+        assert m[f"{s}.Dmax"] >= m[f"{s}.D2"] >= m[f"{s}.D50"] >= m[f"{s}.D95"] >= m[f"{s}.D98"]
+    assert 0 < m["OuterTarget.CI"] <= 1 and m["OuterTarget.HI"] >= 0
+    assert 45 < m["OuterTarget.Dmean"] < 55  # the 50 Gy objective is honoured
+
+
+def test_not_enough_memory_fails_with_a_clear_message(dose_cache, monkeypatch):
+    monkeypatch.setattr(matrix_mod, "available_memory_gb", lambda: 0.05)
+    with pytest.raises(MemoryError, match=r"needs about .* GB of free memory.*fast"):
+        DoseEngine(load_case("tg119", fast=True, dose_grid_mm=11.0), cache_dir=dose_cache)
+
+
+def test_synthetic_prostate_runs_through_pyradplan(dose_cache):
+    case = load_case("prostate", fast=True)
+    engine = DoseEngine(case, cache_dir=dose_cache)
+    res = engine.evaluate([case.start_weights()])[0]
+    assert res.error is None
+    m = res.metrics
+    assert 70 < m["PTV.Dmean"] < 85  # near the 78 Gy prescription
+    assert m["Rectum.Dmean"] < m["PTV.Dmean"] and m["FemHead_L.Dmax"] < m["PTV.Dmax"]
+    assert m["BODY.D50"] < 10
+
+
+def test_openblas_is_single_threaded_only_while_optimizing():
+    from simulators.dose._blas import _openblas_libs, single_threaded_blas
+
+    libs = _openblas_libs()
+    assert libs  # numpy's and scipy's wheels each bundle one
+    before = [get() for _, get in libs]
+    with single_threaded_blas():
+        assert all(get() == 1 for _, get in libs)
+        with single_threaded_blas():  # re-entrant
+            assert all(get() == 1 for _, get in libs)
+        assert all(get() == 1 for _, get in libs)
+    assert [get() for _, get in libs] == before

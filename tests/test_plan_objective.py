@@ -1,0 +1,236 @@
+"""PlanObjective (validation, batched evaluation, score, text) and the loop with random search and TPE on TG119 (fast settings)."""
+
+import csv
+import json
+import math
+import random
+
+import pytest
+
+from tgsci.loop import optimize
+from tgsci.objectives.base import InvalidCandidate
+from tgsci.objectives.plan import PlanObjective, canonical_weights, list_cases
+
+START = '{"BODY": 100, "Core": 300, "OuterTarget": 1000}'
+
+
+@pytest.fixture(scope="session")
+def plan(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "dose-cache"  # shared with tests/test_dose_engine.py
+    path.mkdir(exist_ok=True)
+    return PlanObjective.from_case("tg119", fast=True, cache_dir=path)
+
+
+def test_start_value_and_canonical_form(plan):
+    assert plan.start_value() == START
+    assert plan.validate('{"OuterTarget": 1000.0, "BODY": 100, "Core": 300.00}') == START
+    assert plan.validate('{"OuterTarget": 123.456789, "BODY": 1e-3, "Core": 3}') == '{"BODY": 0.001, "Core": 3, "OuterTarget": 123.5}'
+    assert plan.validate(json.dumps(START)) == START  # a JSON object quoted as a string
+    value = plan.validate('{"OuterTarget": 2.0/3, "BODY": 1, "Core": 1}'.replace("2.0/3", "0.6666666"))
+    assert plan.validate(value) == value  # idempotent
+    assert canonical_weights({"b": 2.0, "a": 1.5}) == '{"a": 1.5, "b": 2}'
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("OuterTarget=1000", "not valid JSON"),
+        ("[1000, 300, 100]", "expected a JSON object"),
+        ('{"OuterTarget": 1000, "Core": 300, "BODY": 100, "Lung": 5}', "unknown objective name.*Lung.*valid names: OuterTarget, Core, BODY"),
+        ('{"OuterTarget": 1000, "Core": 300}', "missing weight.*BODY"),
+        ('{"OuterTarget": NaN, "Core": 300, "BODY": 100}', "not finite"),
+        ('{"OuterTarget": Infinity, "Core": 300, "BODY": 100}', "not finite"),
+        ('{"OuterTarget": 1000, "Core": -3, "BODY": 100}', "negative"),
+        ('{"OuterTarget": 1e9, "Core": 300, "BODY": 100}', "above the upper bound 100000"),
+        ('{"OuterTarget": 0, "Core": 0, "BODY": 0.0}', "all weights are zero"),
+        ('{"OuterTarget": "high", "Core": 300, "BODY": 100}', "must be a number"),
+        ('{"OuterTarget": true, "Core": 300, "BODY": 100}', "must be a number"),
+    ],
+)
+def test_each_bad_input_is_rejected_with_its_reason(plan, text, reason):
+    with pytest.raises(InvalidCandidate, match=reason):
+        plan.validate(text)
+
+
+def test_schema_grammar_and_words(plan):
+    schema = plan.item_schema
+    assert schema["type"] == "object" and schema["required"] == ["OuterTarget", "Core", "BODY"]
+    assert schema["additionalProperties"] is False
+    assert all(p == {"type": "number", "minimum": 0, "maximum": 100000.0} for p in schema["properties"].values())
+    assert plan.item_grammar is None
+    text = " ".join(plan.constraints())
+    assert "OuterTarget, Core, BODY" in text and "100000" in text and "ratios" in text
+    assert "OuterTarget D95 >= 50 Gy" in plan.describe()
+    fp = plan.fingerprint()
+    assert fp["case"] == "tg119" and fp["plan"]["dose_grid_mm"] == 6.0 and fp["plan"]["max_iter"] == 50
+    assert "Core D10 <= 25 Gy" in fp["goals"]
+    from simulators.dose.cases import load_case
+
+    assert load_case("tg119", fast=True, max_iter=10).fingerprint() != plan.case.fingerprint()
+
+
+def test_evaluate_batches_valid_values_and_rejects_invalid_ones(plan):
+    calls = []
+    original = plan.engine.evaluate
+
+    def spy(vectors, *a, **k):
+        calls.append(len(vectors))
+        return original(vectors, *a, **k)
+
+    plan.engine.evaluate = spy
+    try:
+        values = ['{"BODY": 50, "Core": 600, "OuterTarget": 1000}', "nonsense", '{"BODY": 100, "Core": 150, "OuterTarget": 1000}']
+        evs = plan.evaluate(values)
+    finally:
+        plan.engine.evaluate = original
+    assert calls == [2]  # both valid vectors in ONE inner optimization
+    assert not evs[1].simulated and evs[1].score is None and "not valid JSON" in evs[1].error
+    for ev in (evs[0], evs[2]):
+        assert ev.valid and ev.simulated
+        m = ev.metrics
+        assert m["goals_total"] == 3 and 0 <= m["goals_met"] <= 3
+        assert {"OuterTarget.D95", "OuterTarget.D10", "Core.D10", "BODY.Dmax", "OuterTarget.CI", "OuterTarget.HI"} <= set(m)
+    again = plan.evaluate([values[0]])[0]
+    assert again.cached and again.score == evs[0].score
+
+
+def test_a_new_objective_reads_evaluated_vectors_from_the_disk_cache(plan, tmp_path_factory):
+    value = '{"BODY": 75, "Core": 450, "OuterTarget": 1000}'
+    first = plan.evaluate([value])[0]
+    fresh = PlanObjective.from_case("tg119", fast=True, cache_dir=tmp_path_factory.getbasetemp() / "dose-cache")
+    fresh.engine.evaluate = lambda *a, **k: pytest.fail("the engine must not run for a cached vector")
+    again = fresh.evaluate([value])[0]
+    assert again.cached and again.score == pytest.approx(first.score) and again.metrics == first.metrics
+    other = PlanObjective.from_case("tg119", fast=True, cache_dir=tmp_path_factory.getbasetemp() / "dose-cache", max_iter=5)
+    assert other._result_fields(value) != plan._result_fields(value)  # other settings, other key
+
+
+def test_score_is_goal_violations_plus_a_small_tiebreak(plan):
+    ev = plan.evaluate([START])[0]
+    m = ev.metrics
+    violation = max(0, (50 - m["OuterTarget.D95"]) / 50 * 100) + max(0, (m["OuterTarget.D10"] - 55) / 55 * 100) \
+        + max(0, (m["Core.D10"] - 25) / 25 * 100)
+    tiebreak = 0.1 * (m["Core.Dmean"] / 50 + m["BODY.Dmean"] / 50) / 2
+    assert ev.score == pytest.approx(violation + tiebreak)
+    assert m["violation_pct_sum"] == pytest.approx(violation) and tiebreak < 0.1
+    assert m["goals_met"] == sum([m["OuterTarget.D95"] >= 50, m["OuterTarget.D10"] <= 55, m["Core.D10"] <= 25])
+
+
+def test_summary_and_verbalization(plan):
+    start = plan.evaluate([START])[0]
+    other = plan.evaluate(['{"BODY": 20, "Core": 3000, "OuterTarget": 1000}'])[0]
+    s = plan.summarize(start)
+    assert s.startswith(f"score {start.score:.3f}") and "goals met" in s and "BODY" not in s.split("worst")[0]
+    text = plan.verbalize(other, start, other)
+    lines = text.splitlines()
+    assert len(lines) == 4  # one per goal + the score line
+    assert lines[0].startswith("OuterTarget D95 = ") and "goal >= 50.00 Gy" in lines[0]
+    assert ("met" in lines[2]) or ("MISSED by" in lines[2])
+    assert "start plan" in lines[0] and "change" in lines[0]
+    assert "dose grid" in lines[-1]
+    bad = plan.evaluate(["{}"])[0]
+    assert "invalid weight vector" in plan.verbalize(bad, start, start)
+
+
+def test_neighbor_and_crossover_stay_valid_and_in_bounds(plan):
+    rng = random.Random(3)
+    space = plan.search_space()
+    assert space["OuterTarget"] == pytest.approx((1000 / 30, 30000))
+    seen = set()
+    for _ in range(20):
+        v = plan.neighbor(START, rng)
+        w = json.loads(plan.validate(v))
+        assert all(space[n][0] * 0.999 <= w[n] <= space[n][1] * 1.001 for n in w)
+        seen.add(v)
+    assert len(seen) == 20
+    child = json.loads(plan.crossover(START, '{"BODY": 10, "Core": 3000, "OuterTarget": 100}', rng))
+    assert 10 <= child["BODY"] <= 100 and 300 <= child["Core"] <= 3000 and 100 <= child["OuterTarget"] <= 1000
+    assert plan.neighbor("garbage", rng) is None
+    assert plan.neighbor(START, random.Random(5)) == plan.neighbor(START, random.Random(5))
+
+
+def test_unknown_case_lists_valid_ones():
+    assert {"tg119", "prostate"} <= set(list_cases())
+    with pytest.raises(ValueError, match="valid cases: prostate, tg119"):
+        PlanObjective.from_case("liver", fast=True)
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_loop_with_random_search_writes_the_plan_outputs(plan, tmp_path):
+    run = tmp_path / "random"
+    result = optimize(plan, START, method="random", max_steps=2, n_proposals=2, run_dir=run)
+    assert result.stop_reason in ("max_steps", "patience")
+    for name in ("plans.csv", "dvh.png", "dose_slice.png", "best_weights.json"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0
+    rows = _rows(run / "plans.csv")
+    assert len(rows) == sum(len(r["candidates"]) for r in result.steps) == 5
+    assert {"step", "value", "score", "w_OuterTarget", "w_Core", "w_BODY", "OuterTarget.D95", "Core.D10", "goals_met"} <= set(rows[0])
+    assert rows[0]["value"] == START and float(rows[0]["w_OuterTarget"]) == 1000
+    best = json.loads((run / "best_weights.json").read_text())
+    assert canonical_weights(best["weights"]) == result.best.value
+    assert best["score"] == pytest.approx(result.best.score)
+    assert result.best.score <= result.start.score
+    assert [g["goal"] for g in best["goals"]] == ["OuterTarget D95 >= 50 Gy", "OuterTarget D10 <= 55 Gy", "Core D10 <= 25 Gy"]
+    assert (run / "dvh.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["outputs"]) == {"plans.csv", "dvh.png", "dose_slice.png", "best_weights.json"}
+
+
+def test_loop_with_tpe_tells_optuna_every_evaluation(plan, tmp_path):
+    from optuna.trial import TrialState
+
+    from tgsci.proposers.tpe import TPEProposer
+
+    proposer = TPEProposer(n_startup_trials=2)
+    result = optimize(plan, START, method=proposer, max_steps=3, n_proposals=2, run_dir=tmp_path / "tpe", patience=None)
+    assert result.stop_reason == "max_steps"
+    assert len(result.evaluations) == 7
+    # everything but the last step's candidates has been told to Optuna (they arrive next step)
+    told = proposer._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    last = {c["value"] for c in result.steps[-1]["candidates"]}
+    expected = {e.value for e in result.evaluations if e.valid and e.value not in last}
+    assert {canonical_weights(t.params) for t in told} == expected
+    assert all(t.value == pytest.approx(next(e.score for e in result.evaluations if e.value == canonical_weights(t.params))) for t in told)
+    space = plan.search_space()
+    for step in result.steps[1:]:
+        for c in step["candidates"]:
+            w = json.loads(c["value"])
+            assert all(space[n][0] * 0.999 <= w[n] <= space[n][1] * 1.001 for n in w)
+    assert (tmp_path / "tpe" / "plans.csv").is_file()
+
+
+def test_loop_runs_tpe_by_name(plan, tmp_path):
+    result = optimize(plan, START, method="tpe", max_steps=1, n_proposals=2, run_dir=tmp_path / "tpe-name")
+    assert len(result.steps) == 2 and len(result.steps[1]["candidates"]) == 2
+    assert json.loads((tmp_path / "tpe-name" / "config.json").read_text())["method"]["method"] == "tpe"
+    assert math.isfinite(result.best.score)
+
+
+def test_tgd_step_with_a_scripted_llm_sees_the_goals_and_returns_weight_objects(plan, tmp_path):
+    from scripted import ScriptedEngine
+
+    from tgsci.proposers import TGDProposer
+
+    def respond(messages, kwargs):
+        if "response_format" in kwargs:  # the TGD update asks for constrained JSON
+            schema = kwargs["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["items"]
+            assert schema["required"] == ["OuterTarget", "Core", "BODY"]
+            return json.dumps({"proposals": [
+                {"OuterTarget": 1000, "Core": 900, "BODY": 80},
+                {"OuterTarget": 1000, "Core": -5, "BODY": 80},  # invalid: negative
+                {"OuterTarget": 1200, "Core": 600, "BODY": 100},
+            ]})
+        return "Raise the Core weight to cut its D10; keep the target weight."
+
+    engine = ScriptedEngine(respond=respond)
+    result = optimize(plan, START, method=TGDProposer(engine), max_steps=1, n_proposals=2, run_dir=tmp_path / "tgd")
+    prompts = "\n".join(engine.prompts())
+    assert "Core D10 = " in prompts and "goal <= 25.00 Gy" in prompts  # the verbalized goals reached the LLM
+    assert "OuterTarget, Core, BODY" in prompts  # the constraints too
+    values = [c["value"] for c in result.steps[1]["candidates"]]
+    assert values == ['{"BODY": 80, "Core": 900, "OuterTarget": 1000}', '{"BODY": 100, "Core": 600, "OuterTarget": 1200}']
+    assert any("negative" in f["reason"] for f in result.steps[1]["failures"])
