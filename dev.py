@@ -27,9 +27,11 @@ DEMO = [
 ]
 
 
-def run(cmd: list, **kwargs) -> int:
+def run(cmd: list) -> int:
+    """Run a command as if the venv were activated (dockstring, for one, calls `obabel` from PATH)."""
     print("+", " ".join(map(str, cmd)), flush=True)
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+    env = {**os.environ, "VIRTUAL_ENV": str(VENV), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
 def fingerprint() -> str:
