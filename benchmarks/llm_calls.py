@@ -355,7 +355,7 @@ def report(args, ts: dict, tg: dict) -> str:
     for st in ts["steps"]:
         for r in st["failures"]:
             reasons[r[:60]] = reasons.get(r[:60], 0) + 1
-    p(f"  tgsci rejected proposals (each one retried within its step): {sum(reasons.values())}"
+    p(f"  tgsci rejected proposals: {sum(reasons.values())}"
       + (f" ({'; '.join(f'{n}x {r}' for r, n in reasons.items())})" if reasons else ""))
     p(f"  best QED (start {fmt_qed(ts['start_qed'])}): tgsci {fmt_qed(ts['best_qed'])} ({ts['best_value']})   "
       f"textgrad {fmt_qed(tg['best_qed'])} ({tg['best_value']})")
