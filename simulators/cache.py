@@ -17,6 +17,7 @@ from typing import Optional
 
 
 def default_cache_dir() -> Path:
+    """Root of every tgsci cache (docking, dose, LLM): ``$TGSCI_CACHE_DIR`` or ``~/.cache/tgsci``."""
     base = os.environ.get("TGSCI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tgsci")
     return Path(base)
 

@@ -76,8 +76,9 @@ def cache_key(model: str, messages: list[dict], kwargs: dict) -> str:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("TGSCI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tgsci")
-    return Path(base) / "llm"
+    from simulators.cache import default_cache_dir as cache_root
+
+    return cache_root() / "llm"
 
 
 def _open_cache(cache_dir: Path):

@@ -38,8 +38,9 @@ BUILD_COUNTS: Counter = Counter()
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("TGSCI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tgsci")
-    return Path(base) / "dose"
+    from ..cache import default_cache_dir as cache_root
+
+    return cache_root() / "dose"
 
 
 def pyradplan_version() -> str:

@@ -36,6 +36,7 @@ from simulators.dose import metrics as dvh
 from simulators.dose.cases import CaseSpec, list_cases, load_case
 from simulators.dose.engine import DoseEngine
 
+from ..plots import save_figure
 from ..rundir import write_json_atomic, write_text_atomic
 from .base import Evaluation, InvalidCandidate, Objective
 
@@ -458,7 +459,7 @@ class PlanObjective(Objective):
         ax.set_title(f"{self.case.name}: DVH, best (solid) vs start (dashed); dose grid {self.case.plan.dose_grid_mm:g} mm; triangles = goals", fontsize=9)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         fig.tight_layout()
-        fig.savefig(path)
+        save_figure(fig, path, dpi=100)  # atomic, like every other figure
 
     def _plot_slice(self, path: Path, dose: np.ndarray) -> None:
         from matplotlib.figure import Figure
@@ -506,7 +507,7 @@ class PlanObjective(Objective):
         ax.set_ylabel("y (mm)")
         ax.set_title(f"{self.case.name}: best plan, axial slice z = {oz + zc * sz:.0f} mm (dose grid {self.case.plan.dose_grid_mm:g} mm)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path)
+        save_figure(fig, path, dpi=100)  # atomic, like every other figure
 
     def close(self) -> None:
         self.engine.optimizer.close()
