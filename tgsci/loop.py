@@ -90,7 +90,8 @@ def optimize(
     if max_steps < 0 or n_proposals < 1:
         raise ValueError("max_steps must be >= 0 and n_proposals >= 1")
     proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
-    engines = [e for e in {id(x): x for x in (getattr(proposer, "feedback_engine", None), getattr(proposer, "optimizer_engine", None)) if x}.values()]
+    # Distinct engines the proposer calls (feedback and optimizer may be one object): per-step usage.
+    engines = list({id(e): e for e in (getattr(proposer, "feedback_engine", None), getattr(proposer, "optimizer_engine", None)) if e}.values())
     run_path = Path(run_dir) if run_dir else None
     config = {
         "tgsci_version": __version__,
