@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -59,6 +60,22 @@ def setup() -> None:
     STAMP.write_text(fingerprint())
 
 
+def ensure_chromium() -> None:
+    """The report tests render HTML in headless Chromium: install Debian's package when we can."""
+    if os.environ.get("TGSCI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        print("note: the HTML report tests need headless Chromium: install it (e.g. `sudo apt-get install chromium`) "
+              "or set TGSCI_CHROMIUM to a Chromium/Chrome binary", flush=True)
+        return
+    print("installing Debian's chromium for the HTML report tests (about a minute)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    if subprocess.call(install, env=env, stdout=subprocess.DEVNULL) != 0:
+        subprocess.call(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+        subprocess.call(install, env=env, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     job = sys.argv[1] if len(sys.argv) > 1 else "help"
     extra = sys.argv[2:]
@@ -68,6 +85,7 @@ def main() -> None:
     if job == "demo":
         sys.exit(run([BIN / "tgsci"] + DEMO + extra))
     if job == "test":
+        ensure_chromium()
         code = run([PY, "-m", "pytest", "-q", "-ra"] + (extra or ["tests"]))
         if code == 5:
             print("pytest collected no tests: that is a failure here", flush=True)

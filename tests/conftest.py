@@ -21,3 +21,13 @@ def shared_cache(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_cache(shared_cache, monkeypatch):
     monkeypatch.setenv("TGSCI_CACHE_DIR", str(shared_cache))
+
+
+@pytest.fixture(scope="session")
+def plan(tmp_path_factory):
+    """TG119 at the case's fast settings; the dose matrix is shared with tests/test_dose_engine.py."""
+    from tgsci.objectives.plan import PlanObjective
+
+    path = tmp_path_factory.getbasetemp() / "dose-cache"
+    path.mkdir(exist_ok=True)
+    return PlanObjective.from_case("tg119", fast=True, cache_dir=path)

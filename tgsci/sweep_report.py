@@ -20,15 +20,14 @@ are minimized, so this AUC is in score units and lower is better. B is the run's
 from __future__ import annotations
 
 import csv
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .metrics import top_k_auc
-from .plots import save_figure
-from .rundir import read_json, read_jsonl, write_text_atomic
+from .plots import new_figure, save_figure
+from .rundir import csv_text, read_json, read_jsonl, write_text_atomic
 
 RUN_COLUMNS = [
     "name", "kind", "target", "start", "seed", "method", "status", "best_score", "best_vina", "best_qed",
@@ -210,13 +209,13 @@ def report_sweep(out_dir, dock_references: bool = True, plot: bool = True) -> Sw
         for row in rows:
             row["best_value"] = row.pop("best_smiles")
     report.paths["summary.csv"] = out / "summary.csv"
-    write_text_atomic(out / "summary.csv", _csv(rows, columns))
+    write_text_atomic(out / "summary.csv", csv_text(rows, columns))
     if targets:
         report.paths["targets.csv"] = out / "targets.csv"
-        write_text_atomic(out / "targets.csv", _csv(targets, TARGET_COLUMNS))
+        write_text_atomic(out / "targets.csv", csv_text(targets, TARGET_COLUMNS))
     if references:
         report.paths["references.csv"] = out / "references.csv"
-        write_text_atomic(out / "references.csv", _csv(references, ["target", "name", "smiles", "vina", "qed", "score", "error", "source"]))
+        write_text_atomic(out / "references.csv", csv_text(references, ["target", "name", "smiles", "vina", "qed", "score", "error", "source"]))
     if plot:
         report.paths["summary.png"] = plot_sweep(rows, best_ref, out / "summary.png", title=sweep.get("name") or out.name)
     return report
@@ -242,22 +241,15 @@ def _target_rows(rows: list[dict], best_ref: dict) -> list[dict]:
     return out
 
 
-def _csv(rows: list[dict], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return buffer.getvalue()
-
-
 def plot_sweep(rows: list[dict], best_ref: dict, path: Path, title: str = "") -> Path:
     """Paper-style panels; failed runs are counted under the x labels, never plotted as values."""
-    import matplotlib
+    from matplotlib import rc_context
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with rc_context({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}):
+        return _plot_sweep(rows, best_ref, path, title)
 
+
+def _plot_sweep(rows: list[dict], best_ref: dict, path: Path, title: str) -> Path:
     molecule = any(r["kind"] == "molecule" for r in rows)
     subjects = list(dict.fromkeys(r["target"] for r in rows))
     methods = sorted(dict.fromkeys(r["method"] for r in rows))
@@ -266,12 +258,11 @@ def plot_sweep(rows: list[dict], best_ref: dict, path: Path, title: str = "") ->
     labels = [f"{s}\n({failed[s]} failed)" if failed[s] else s for s in subjects]
     done = [r for r in rows if r["status"] == "finished"]
 
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
     panels = [("best_vina", "best Vina (kcal/mol)\nlower is better"), ("best_qed", "QED of the best molecule\nhigher is better")] if molecule \
         else [("best_score", "best score\nlower is better")]
     width = max(4.0, 0.45 * len(subjects) + 1.5)
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(width * len(panels) + 3.5, 3.6),
-                             gridspec_kw={"width_ratios": [width] * len(panels) + [3.0]})
+    fig = new_figure((width * len(panels) + 3.5, 3.6))
+    axes = fig.subplots(1, len(panels) + 1, gridspec_kw={"width_ratios": [width] * len(panels) + [3.0]})
     n_methods = max(1, len(methods))
     for ax, (key, ylabel), letter in zip(axes, panels, "abc"):
         for j, m in enumerate(methods):

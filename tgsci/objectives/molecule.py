@@ -10,14 +10,12 @@ An invalid or rejected SMILES gets one "invalid molecule: why" message instead o
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 from pathlib import Path
 from typing import Optional
 
-from ..rundir import write_text_atomic
+from ..rundir import csv_text, write_text_atomic
 from .base import Evaluation, InvalidCandidate, Objective
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
@@ -67,7 +65,6 @@ class MoleculeObjective(Objective):
         compare_references: bool = True,
     ) -> None:
         from simulators.docking import DockingSettings
-        from simulators.molecule_checks import LigandLimits
         from simulators.targets import get_target
 
         if aggregation not in AGGREGATIONS:
@@ -287,13 +284,17 @@ class MoleculeObjective(Objective):
     # ------------------------------------------------------------------ baselines
     def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
         from mol_ga.graph_ga.gen_candidates import mutate
+        from rdkit.rdBase import BlockLogs
 
-        return mutate(value, rng)
+        with BlockLogs():  # RDKit's reaction warnings for unmapped atoms are expected here
+            return mutate(value, rng)
 
     def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]:
         from mol_ga.graph_ga.gen_candidates import reproduce
+        from rdkit.rdBase import BlockLogs
 
-        return reproduce(a, b, 0.0, rng)
+        with BlockLogs():
+            return reproduce(a, b, 0.0, rng)
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, run_dir, result) -> list[str]:
@@ -307,10 +308,10 @@ class MoleculeObjective(Objective):
                 rows.append({"step": rec["step"], "smiles": c["value"], "score": c.get("score"), "error": c.get("error"), **{
                     k: m.get(k) for k in ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
                 }})
-        write_text_atomic(run_dir / "molecules.csv", _csv(rows))
+        write_text_atomic(run_dir / "molecules.csv", csv_text(rows))
         refs = self.references()
         ref_rows = [{"name": n, "smiles": e.value, "score": e.score, "vina": e.metrics.get("vina"), "qed": e.metrics.get("qed"), "error": e.error} for n, e in refs]
-        write_text_atomic(run_dir / "references.csv", _csv(ref_rows))
+        write_text_atomic(run_dir / "references.csv", csv_text(ref_rows))
         files = ["molecules.csv", "references.csv"]
         if result.best.valid and self.aggregation != "qed":
             hit = self._simulator(self.primary).evaluate([result.best.value])[0]
@@ -329,13 +330,3 @@ class MoleculeObjective(Objective):
         for sim in self._simulators.values():
             sim.close()
         self._simulators = {}
-
-
-def _csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()

@@ -22,8 +22,6 @@ All DVH numbers are on the dose grid of the plan settings (``dose_grid_mm``); se
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import random
@@ -36,8 +34,8 @@ from simulators.dose import metrics as dvh
 from simulators.dose.cases import CaseSpec, list_cases, load_case
 from simulators.dose.engine import DoseEngine
 
-from ..plots import save_figure
-from ..rundir import write_json_atomic, write_text_atomic
+from ..plots import PLAN_PANELS, plot_trajectory, save_figure
+from ..rundir import csv_text, write_json_atomic, write_text_atomic
 from .base import Evaluation, InvalidCandidate, Objective
 
 __all__ = ["PlanObjective", "list_cases", "canonical_weights"]
@@ -377,8 +375,10 @@ class PlanObjective(Objective):
         for rec in result.steps:
             for c in rec["candidates"]:
                 rows.append(self._csv_row(rec["step"], c))
-        write_text_atomic(run_dir / "plans.csv", _csv(rows))
+        write_text_atomic(run_dir / "plans.csv", csv_text(rows))
         files.append("plans.csv")
+        plot_trajectory(result.steps, run_dir / "trajectory.png", PLAN_PANELS, title=self.describe_short())
+        files.append("trajectory.png")
         best, start = result.best, result.start
         if best is not None and best.valid:
             payload = {
@@ -524,16 +524,3 @@ def _colors(n: int) -> list:
 
     cmap = colormaps["tab10"]
     return [cmap(i % 10) for i in range(n)]
-
-
-def _csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    fields = list(rows[0])
-    for r in rows[1:]:
-        fields += [k for k in r if k not in fields]
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
