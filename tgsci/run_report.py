@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .plots import MOLECULE_PANELS, PLAN_PANELS, SCORE_PANELS, plot_trajectory
-from .rundir import read_json, read_jsonl, write_text_atomic
+from .rundir import finite_float, read_csv, read_json, read_jsonl, write_text_atomic
 
 MAX_CANDIDATE_ROWS = 60
 
@@ -65,21 +65,18 @@ class RunRecord:
         return out
 
     def usage(self) -> dict:
-        if self.summary.get("usage"):
-            return self.summary["usage"]
-        total: dict = {}
-        for rec in self.steps:
-            for k, v in (rec.get("usage") or {}).items():
-                if isinstance(v, (int, float)):
-                    total[k] = total.get(k, 0) + v
-        return total
+        return self.summary.get("usage") or self._sum_over_steps("usage")
 
     def timings(self) -> dict:
+        return self._sum_over_steps("timings")
+
+    def _sum_over_steps(self, key: str) -> dict:
+        """Per-field totals of the numeric fields of ``rec[key]`` over all steps."""
         total: dict = {}
         for rec in self.steps:
-            for k, v in (rec.get("timings") or {}).items():
+            for k, v in (rec.get(key) or {}).items():
                 if isinstance(v, (int, float)):
-                    total[k] = total.get(k, 0.0) + v
+                    total[k] = total.get(k, 0) + v
         return total
 
 
@@ -243,17 +240,12 @@ def _molecule_sections(run: RunRecord) -> list[tuple[str, str]]:
     pair = [{"": label, "molecule": molecule_image(ev.get("value", ""), legend=label), **_mol_cols(ev)}
             for label, ev in (("start", start), ("best", best)) if ev]
     sections.append(("Start and best", html_table(pair, raw=["molecule"])))
-    refs_path = run.path / "references.csv"
-    if refs_path.is_file():
-        import csv
-
-        with open(refs_path, encoding="utf-8") as handle:
-            refs = list(csv.DictReader(handle))
+    refs = read_csv(run.path / "references.csv")
+    if refs:
         rows = [{"approved drug": r["name"], "molecule": molecule_image(r["smiles"], legend=r["name"]),
-                 "score": _num(r.get("score")), "Vina (kcal/mol)": _num(r.get("vina")), "QED": _num(r.get("qed")),
+                 "score": finite_float(r.get("score")), "Vina (kcal/mol)": finite_float(r.get("vina")), "QED": finite_float(r.get("qed")),
                  "error": r.get("error") or ""} for r in refs]
-        if rows:
-            sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
+        sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
     valid = sorted((c for c in run.candidates() if c.get("score") is not None), key=lambda c: c["score"])
     shown = valid[:MAX_CANDIDATE_ROWS]
     rows = [{"rank": i + 1, "molecule": molecule_image(c["value"], size=(200, 150)), "step": c["step"], **_mol_cols(c)}
@@ -317,14 +309,6 @@ def _feedback_section(run: RunRecord) -> str:
             body.append("<p>No LLM text at this step (a baseline method, or nothing to report).</p>")
         parts.append(f"<details{' open' if i < 2 else ''}><summary>step {r['step']}</summary>{''.join(body)}</details>")
     return "".join(parts)
-
-
-def _num(x) -> Optional[float]:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 _CSS = """

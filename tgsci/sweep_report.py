@@ -19,15 +19,12 @@ are minimized, so this AUC is in score units and lower is better. B is the run's
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from .metrics import top_k_auc
 from .plots import new_figure, save_figure
-from .rundir import csv_text, read_json, read_jsonl, write_text_atomic
+from .rundir import csv_text, finite_float, read_csv, read_json, read_jsonl, write_text_atomic
 
 RUN_COLUMNS = [
     "name", "kind", "target", "start", "seed", "method", "status", "best_score", "best_vina", "best_qed",
@@ -129,23 +126,8 @@ def _run_row(out: Path, run: dict, status_entry: dict) -> tuple[dict, list[dict]
         scores = [c.get("score") for r in records for c in r.get("candidates", []) if c.get("simulated", True)]
         auc = top_k_auc(scores, _budget_size(run["budget"]))
         row["auc_top10"] = round(auc, 4) if auc is not None else None
-    refs = _read_csv(run_dir / "references.csv")
+    refs = read_csv(run_dir / "references.csv")
     return row, refs
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _num(x) -> Optional[float]:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _dock_references(run: dict) -> list[dict]:
@@ -193,12 +175,12 @@ def report_sweep(out_dir, dock_references: bool = True, plot: bool = True) -> Sw
     references = [{"target": t, **r} for t, rs in refs_by_target.items() for r in rs]
     best_ref = {}
     for t, rs in refs_by_target.items():
-        valid = [r for r in rs if _num(r.get("vina")) is not None]
+        valid = [r for r in rs if finite_float(r.get("vina")) is not None]
         if valid:
-            best_ref[t] = min(valid, key=lambda r: _num(r["vina"]))
+            best_ref[t] = min(valid, key=lambda r: finite_float(r["vina"]))
     for row in rows:
         ref = best_ref.get(row["target"])
-        row["ref_best_vina"] = _num(ref["vina"]) if ref else None
+        row["ref_best_vina"] = finite_float(ref["vina"]) if ref else None
     targets = _target_rows(rows, best_ref) if sweep.get("kind", "molecule") == "molecule" else []
 
     report = SweepReport(rows, targets, references)
@@ -229,13 +211,13 @@ def _target_rows(rows: list[dict], best_ref: dict) -> list[dict]:
         best = min(done, key=lambda r: r["best_score"]) if done else None
         best_vina = min((r["best_vina"] for r in done if r["best_vina"] is not None), default=None)
         ref = best_ref.get(target)
-        ref_vina = _num(ref["vina"]) if ref else None
+        ref_vina = finite_float(ref["vina"]) if ref else None
         out.append({
             "target": target, "runs": len(mine), "finished": len(done),
             "failed": sum(1 for r in mine if r["status"] == "failed"),
             "best_score": best["best_score"] if best else None, "best_smiles": best["best_smiles"] if best else None,
             "best_vina": best_vina, "best_qed": best["best_qed"] if best else None, "best_method": best["method"] if best else None,
-            "ref_name": ref["name"] if ref else None, "ref_vina": ref_vina, "ref_qed": _num(ref["qed"]) if ref else None,
+            "ref_name": ref["name"] if ref else None, "ref_vina": ref_vina, "ref_qed": finite_float(ref["qed"]) if ref else None,
             "delta_vina": round(best_vina - ref_vina, 3) if best_vina is not None and ref_vina is not None else None,
         })
     return out
@@ -274,9 +256,9 @@ def _plot_sweep(rows: list[dict], best_ref: dict, path: Path, title: str) -> Pat
             if xs:  # failed methods get no legend entry: they have no values
                 ax.scatter(xs, ys, s=16, color=colors[m], alpha=0.8, label=m, zorder=3, edgecolors="none")
         ref_key = "vina" if key == "best_vina" else "qed"
-        ref_x = [i for i, s in enumerate(subjects) if s in best_ref and _num(best_ref[s].get(ref_key)) is not None]
+        ref_x = [i for i, s in enumerate(subjects) if s in best_ref and finite_float(best_ref[s].get(ref_key)) is not None]
         if key != "best_score" and ref_x:
-            ax.scatter(ref_x, [_num(best_ref[subjects[i]][ref_key]) for i in ref_x], marker="_", s=260, color="black",
+            ax.scatter(ref_x, [finite_float(best_ref[subjects[i]][ref_key]) for i in ref_x], marker="_", s=260, color="black",
                        linewidths=2, label="reference drug (best Vina)", zorder=4)
         ax.set_xticks(range(len(subjects)))
         ax.set_xticklabels(labels, rotation=60 if len(subjects) > 6 else 0, ha="right" if len(subjects) > 6 else "center", fontsize=8)
