@@ -217,18 +217,17 @@ def report(
     no_references: bool = typer.Option(False, help="Sweeps: do not dock the reference drugs for comparison."),
 ) -> None:
     """A run: one self-contained HTML page. A sweep: summary.csv, targets.csv and summary.png."""
-    from .run_report import ReportError as RunReportError
-    from .run_report import report_run
-    from .sweep_report import ReportError, report_sweep
+    from .run_report import ReportError, report_run
+    from .sweep_report import report_sweep
 
-    if not (directory / "sweep.json").is_file() and not (directory / "config.json").is_file():
-        _fail(f"{directory} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
     try:
         if (directory / "sweep.json").is_file():
             paths = list(report_sweep(directory, dock_references=not no_references).paths.values())
-        else:
+        elif (directory / "config.json").is_file():
             paths = [report_run(directory, out)]
-    except (ReportError, RunReportError) as exc:
+        else:
+            _fail(f"{directory} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
+    except ReportError as exc:
         _fail(str(exc))
     for path in paths:
         console.print(f"wrote {path}")

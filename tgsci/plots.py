@@ -58,11 +58,6 @@ def plot_trajectory(steps: list[dict], path: Path, panels=SCORE_PANELS, referenc
     return save_figure(fig, path, dpi=110)
 
 
-def plot_molecule_trajectory(steps: list[dict], references, path: Path, title: str = "") -> Path:
-    """Score, Vina and QED per step; approved drugs as dashed lines."""
-    return plot_trajectory(steps, path, MOLECULE_PANELS, references, title)
-
-
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     """Save atomically (temporary file, then rename)."""
     path = Path(path)

@@ -25,7 +25,7 @@ MAX_CANDIDATE_ROWS = 60
 
 
 class ReportError(RuntimeError):
-    """The directory is not a run directory (or a sweep directory, for the CLI)."""
+    """The directory is not a run directory (run reports) or not a sweep directory (sweep reports)."""
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .metrics import top_k_auc
 from .plots import new_figure, save_figure
+from .run_report import ReportError  # one error type for run and sweep reports
 from .rundir import csv_text, finite_float, read_csv, read_json, read_jsonl, write_text_atomic
 
 RUN_COLUMNS = [
@@ -35,10 +36,6 @@ TARGET_COLUMNS = [
     "target", "runs", "finished", "failed", "best_score", "best_smiles", "best_vina", "best_qed", "best_method",
     "ref_name", "ref_vina", "ref_qed", "delta_vina",
 ]
-
-
-class ReportError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -298,7 +298,7 @@ class MoleculeObjective(Objective):
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, run_dir, result) -> list[str]:
-        from ..plots import plot_molecule_trajectory
+        from ..plots import MOLECULE_PANELS, plot_trajectory
 
         run_dir = Path(run_dir)
         rows = []
@@ -319,7 +319,7 @@ class MoleculeObjective(Objective):
             if sdf:
                 write_text_atomic(run_dir / "best.sdf", sdf)
                 files.append("best.sdf")
-        plot_molecule_trajectory(result.steps, refs, run_dir / "trajectory.png", title=self.describe_short())
+        plot_trajectory(result.steps, run_dir / "trajectory.png", MOLECULE_PANELS, refs, title=self.describe_short())
         files.append("trajectory.png")
         return files
 
