@@ -88,31 +88,29 @@ def run_tgsci(args) -> dict:
     t0 = time.perf_counter()
 
     def progress(rec):
-        if rec["step"]:
-            u = rec["usage"]
-            vals = [c["value"] for c in rec["candidates"] if c.get("score") is not None]
-            log(f"[tgsci] step {rec['step']}: {u['calls']} calls, {u['prompt_tokens']} prompt tokens, new valid: {vals}")
+        if rec.step:
+            vals = [c.value for c in rec.candidates if c.valid]
+            log(f"[tgsci] step {rec.step}: {rec.usage.calls} calls, {rec.usage.prompt_tokens} prompt tokens, new valid: {vals}")
 
     result = optimize(objective, START, engine=engine, max_steps=args.steps, n_proposals=1, patience=None, callback=progress)
     steps = []
     for rec in result.steps:
-        if rec["step"] == 0:
+        if rec.step == 0:
             continue
-        u = rec["usage"]
-        valid = [c for c in rec["candidates"] if c.get("score") is not None and c.get("error") is None]
-        failures = [f["reason"] for f in rec["failures"]]
-        if rec.get("error"):
-            failures.append(rec["error"])
+        valid = [c for c in rec.candidates if c.valid]
+        failures = [f.reason for f in rec.failures]
+        if rec.error:
+            failures.append(rec.error)
         steps.append({
-            "step": rec["step"],
-            "calls": u["calls"],
-            "prompt_tokens": u["prompt_tokens"],
-            "completion_tokens": u["completion_tokens"],
+            "step": rec.step,
+            "calls": rec.usage.calls,
+            "prompt_tokens": rec.usage.prompt_tokens,
+            "completion_tokens": rec.usage.completion_tokens,
             "valid_new": bool(valid),
-            "value": valid[0]["value"] if valid else None,
-            "qed": valid[0]["metrics"]["qed"] if valid else None,
+            "value": valid[0].value if valid else None,
+            "qed": valid[0].metrics["qed"] if valid else None,
             "failures": failures,
-            "replies": [r[:300] for r in rec["replies"]],
+            "replies": [r[:300] for r in rec.replies],
         })
     return {
         "steps": steps,

@@ -30,13 +30,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-molecule-methods"))
     args = parser.parse_args()
 
-    from simulators.docking import DockingSettings
-    from tgsci import Engine, optimize
+    from tgsci import Engine, build_objective, optimize
     from tgsci.metrics import run_figures
-    from tgsci.objectives.molecule import MoleculeObjective
 
     rows = []
-    objective = MoleculeObjective(args.target, docking=DockingSettings(exhaustiveness=args.exhaustiveness))
+    objective = build_objective({"kind": "molecule", "target": args.target, "docking": {"exhaustiveness": args.exhaustiveness}})
     for method in args.methods.split(","):
         engine = Engine(args.model, temperature=0.8) if method == "tgd" else None
         t0 = time.perf_counter()

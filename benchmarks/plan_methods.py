@@ -28,12 +28,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-plan-methods"))
     args = parser.parse_args()
 
-    from tgsci import Engine, optimize
-    from tgsci.objectives.plan import PlanObjective
+    from tgsci import Engine, build_objective, optimize
 
     lines = []
     for case in args.cases.split(","):
-        objective = PlanObjective.from_case(case, fast=args.fast)
+        objective = build_objective({"kind": "plan", "case": case, "fast": args.fast})
         start = objective.start_value()
         for method in args.methods.split(","):
             engine = Engine(args.model, temperature=0.8) if method == "tgd" else None

@@ -42,7 +42,8 @@ def spec(targets: list[str], exhaustiveness: int, steps: int, proposals: int) ->
 
 
 def measure(n_workers: int, sweep: dict, root: Path) -> dict:
-    from tgsci.rundir import read_json, read_jsonl
+    from simulators.files import read_json
+    from tgsci.record import RunRecord
     from tgsci.sweep import run_sweep
 
     cache = root / f"cache-{n_workers}"
@@ -58,13 +59,13 @@ def measure(n_workers: int, sweep: dict, root: Path) -> dict:
         optimize_s.append(attempt["optimize_s"])
         starts.append(attempt["started"])
         ends.append(attempt["ended"])
-        dockings += attempt["dockings"]
+        dockings += attempt["simulations"]
         secs = 0.0
-        for rec in read_jsonl(out / name / "trajectory.jsonl"):
-            for c in rec["candidates"]:
+        for rec in RunRecord.load(out / name).steps:
+            for c in rec.candidates:
                 evaluations += 1
-                if not c.get("cached"):
-                    secs += c.get("seconds") or 0.0
+                if not c.cached:
+                    secs += c.seconds
         docking_s.append(secs)
     n = len(result.runs)
     span = max(ends) - min(starts)

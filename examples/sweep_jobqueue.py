@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         return 0
 
     from tgsci.sweep import run_sweep
-    from tgsci.sweep_report import report_sweep
+    from tgsci.sweep.report import report_sweep
 
     try:
         if args.adapt:

@@ -26,8 +26,8 @@ def _isolated_cache(shared_cache, monkeypatch):
 @pytest.fixture(scope="session")
 def plan(tmp_path_factory):
     """TG119 at the case's fast settings; the dose matrix is shared with tests/test_dose_engine.py."""
-    from tgsci.objectives.plan import PlanObjective
+    from tgsci import build_objective
 
     path = tmp_path_factory.getbasetemp() / "dose-cache"
     path.mkdir(exist_ok=True)
-    return PlanObjective.from_case("tg119", fast=True, cache_dir=path)
+    return build_objective({"kind": "plan", "case": "tg119", "fast": True, "cache_dir": str(path)})

@@ -7,11 +7,10 @@ real engines and real simulators.
 from __future__ import annotations
 
 import json
-import random
 from typing import Callable, Optional
 
 from tgsci.engine import EngineError, Reply, Usage
-from tgsci.objectives.base import Evaluation, InvalidCandidate, Objective
+from tgsci.objectives.function import FunctionObjective
 
 
 class ScriptedEngine:
@@ -52,61 +51,27 @@ class ScriptedEngine:
         return ["\n".join(m["content"] for m in r["messages"]) for r in self.requests]
 
 
-class NumberObjective(Objective):
-    """Find an integer close to a secret: score = |n - target|. Counts simulator calls."""
-
-    kind = "number"
-    role_description = "integer written in decimal"
-    what = "number"
-    item_schema = {"type": "string"}
-    example = '"17"'
+class NumberObjective(FunctionObjective):
+    """Find an integer close to a secret, as a plain function: score = |n - target|. Counts simulator calls."""
 
     def __init__(self, target: int = 42, max_abs: int = 10**6):
-        self.target = target
-        self.max_abs = max_abs
-        self.simulated: list[str] = []
+        def distance(value: str):
+            self.simulated.append(value)
+            d = abs(int(value) - target)
+            return d, f"The number {value} is {d:g} away from the hidden integer (lower is better)."
 
-    def describe(self) -> str:
-        return "Find the hidden integer; the score is the distance to it."
+        def integer(text: str) -> str:
+            if not text.lstrip("-").isdigit() or abs(int(text)) > max_abs:
+                raise ValueError(f"{text!r} is not an integer between -{max_abs} and {max_abs}")
+            return str(int(text))
 
-    def constraints(self) -> list[str]:
-        return [f"an integer between -{self.max_abs} and {self.max_abs}"]
-
-    def validate(self, text: str) -> str:
-        text = str(text).strip()
-        try:
-            n = int(text)
-        except ValueError:
-            raise InvalidCandidate(f"{text!r} is not an integer") from None
-        if abs(n) > self.max_abs:
-            raise InvalidCandidate(f"{n} is out of range")
-        return str(n)
-
-    def evaluate(self, values):
-        out = []
-        for v in values:
-            try:
-                n = int(self.validate(v))
-            except InvalidCandidate as exc:
-                out.append(Evaluation(str(v), None, {}, str(exc), simulated=False))
-                continue
-            self.simulated.append(str(n))
-            out.append(Evaluation(str(n), float(abs(n - self.target)), {"n": n}))
-        return out
-
-    def summarize(self, ev):
-        return self.invalid_text(ev.error) if not ev.valid else f"distance {ev.score:g}"
-
-    def verbalize(self, ev, start, best):
-        if not ev.valid:
-            return self.invalid_text(ev.error)
-        return f"The number {ev.value} is {ev.score:g} away from the hidden integer (lower is better)."
+        super().__init__(distance, "Find the hidden integer; the score is the distance to it.", validate=integer,
+                         role="integer written in decimal", constraints=[f"an integer between -{max_abs} and {max_abs}"],
+                         neighbor=lambda v, rng: str(int(v) + rng.randint(-5, 5)))
+        self.what, self.target, self.simulated = "number", target, []
 
     def fingerprint(self):
-        return {"kind": self.kind, "target": self.target}
-
-    def neighbor(self, value, rng: random.Random):
-        return str(int(value) + rng.randint(-5, 5))
+        return {"kind": "number", "target": self.target}
 
     def crossover(self, a, b, rng):
         return str((int(a) + int(b)) // 2)

@@ -19,7 +19,12 @@ def tgsci(*args, env=None, cwd=None):
 
 def test_version():
     out = tgsci("--version")
-    assert out.returncode == 0 and out.stdout.strip() == "tgsci 0.1.0"
+    from importlib.metadata import version
+
+    from tgsci.version import __version__
+
+    assert out.returncode == 0 and out.stdout.strip() == f"tgsci {__version__}"
+    assert version("tgsci") == __version__  # the installed metadata reads the same one place
 
 
 def test_unknown_target_fails_fast_and_lists_valid_names(tmp_path):

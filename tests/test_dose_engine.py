@@ -1,8 +1,8 @@
 """The dose engine on TG119 with the fast plan settings: disk cache, batching, and our fluence
 optimizer against pyRadPlan's own ``fluence_optimization`` for the same weights.
 
-The influence matrix is built once per session (a few seconds) into a temporary cache
-directory shared with tests/test_plan_objective.py.
+The influence matrix is built once per session (a few seconds) into this module's own
+temporary cache directory, so the "fresh build" below is one.
 """
 
 import shutil
@@ -13,35 +13,31 @@ import pytest
 
 from simulators.dose import BUILD_COUNTS, DoseEngine, cache_path, load_case
 from simulators.dose import matrix as matrix_mod
-from simulators.dose.matrix import build
 from simulators.dose.reference import pyradplan_fluence
 
 START = {"OuterTarget": 1000.0, "Core": 300.0, "BODY": 100.0}
 OTHER = {"OuterTarget": 1000.0, "Core": 1500.0, "BODY": 30.0}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dose_cache(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "dose-cache"
-    path.mkdir(exist_ok=True)
-    return path
+    return tmp_path_factory.mktemp("dose-engine-cache")  # empty: nothing to load, everything built here
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tg119(dose_cache):
-    """(engine, pyRadPlan objects, build seconds) for TG119 fast, built fresh for this session."""
+    """(engine, pyRadPlan objects, build seconds, builds before) for TG119 fast, built fresh."""
     case = load_case("tg119", fast=True)
+    builds = BUILD_COUNTS["tg119"]
     t0 = time.perf_counter()
     engine = DoseEngine(case, cache_dir=dose_cache)
     seconds = time.perf_counter() - t0
-    raw = engine.pyradplan
-    if raw is None:  # the cache already existed (another module built it first)
-        _, raw = build(case)
-    return engine, raw, seconds
+    return engine, engine.pyradplan, seconds, builds
 
 
 def test_fresh_build_is_cached_atomically_on_disk(tg119, dose_cache):
-    engine, _, _ = tg119
+    engine, raw, _, builds = tg119
+    assert engine.data.source == "built" and raw is not None and BUILD_COUNTS["tg119"] == builds + 1
     path = cache_path(engine.case, dose_cache)
     assert path.is_file() and engine.data.path == path
     assert not list(dose_cache.glob(".*.tmp"))  # no temporary file left behind
@@ -51,7 +47,7 @@ def test_fresh_build_is_cached_atomically_on_disk(tg119, dose_cache):
 
 
 def test_second_engine_loads_from_disk_without_recomputing(tg119, dose_cache):
-    engine, _, build_seconds = tg119
+    engine, _, build_seconds, _ = tg119
     builds = BUILD_COUNTS["tg119"]
     t0 = time.perf_counter()
     again = DoseEngine(load_case("tg119", fast=True), cache_dir=dose_cache)
@@ -66,7 +62,7 @@ def test_second_engine_loads_from_disk_without_recomputing(tg119, dose_cache):
 
 
 def test_a_cache_file_from_other_settings_is_rebuilt_not_reused(tg119, dose_cache):
-    engine, _, _ = tg119
+    engine = tg119[0]
     changed = load_case("tg119", fast=True, gantry_angles=[0.0, 120.0, 240.0], dose_grid_mm=9.0, bixel_width_mm=15.0)
     target = cache_path(changed, dose_cache)
     assert target != engine.data.path
@@ -78,8 +74,24 @@ def test_a_cache_file_from_other_settings_is_rebuilt_not_reused(tg119, dose_cach
     assert DoseEngine(changed, cache_dir=dose_cache).data.source == "cache"  # the rewritten file now fits
 
 
+def test_the_simulator_optimizes_each_canonical_vector_once(tg119, dose_cache):
+    from simulators.dose import DoseSimulator
+
+    sim = DoseSimulator(tg119[0].case, cache_dir=dose_cache)
+    rounded = {"OuterTarget": 1000.00004, "Core": 300.0, "BODY": 100.0}  # the same vector at 4 significant digits
+    first, repeat, other = sim.evaluate([START, rounded, OTHER])
+    assert sim.optimized == 2 and not first.cached and repeat.cached and not other.cached
+    assert repeat.metrics == first.metrics and repeat.candidate == first.candidate == '{"BODY": 100, "Core": 300, "OuterTarget": 1000}'
+    fresh = DoseSimulator(tg119[0].case, cache_dir=dose_cache)  # another process: the SQLite table answers
+    again = fresh.evaluate([OTHER])[0]
+    assert fresh.optimized == 0 and again.cached and again.metrics == other.metrics
+    assert fresh.fluence(OTHER) is not None and fresh.optimized == 0  # a fluence is re-optimized, not counted as a new plan
+    bad = sim.evaluate([{"OuterTarget": -1.0, "Core": 1.0, "BODY": 1.0}])[0]
+    assert bad.error and "finite and >= 0" in bad.error and sim.optimized == 2
+
+
 def test_batch_of_k_equals_k_single_runs(tg119):
-    engine, _, _ = tg119
+    engine = tg119[0]
     vectors = [START, OTHER, {"OuterTarget": 300.0, "Core": 100.0, "BODY": 400.0}]
     batch = engine.evaluate(vectors)
     for w, b in zip(vectors, batch):
@@ -91,7 +103,7 @@ def test_batch_of_k_equals_k_single_runs(tg119):
 
 
 def test_results_do_not_depend_on_the_thread_count(tg119, dose_cache):
-    engine, _, _ = tg119
+    engine = tg119[0]
     one = DoseEngine(engine.case, cache_dir=dose_cache, threads=1).evaluate([OTHER])[0]
     two = DoseEngine(engine.case, cache_dir=dose_cache, threads=2).evaluate([OTHER])[0]
     assert np.array_equal(one.fluence, two.fluence) and one.metrics == two.metrics
@@ -99,7 +111,7 @@ def test_results_do_not_depend_on_the_thread_count(tg119, dose_cache):
 
 @pytest.mark.parametrize("weights", [START, OTHER], ids=["start", "other"])
 def test_our_optimizer_matches_pyradplan_within_half_a_gray(tg119, weights):
-    engine, raw, _ = tg119
+    engine, raw, _, _ = tg119
     ours = engine.evaluate([weights])[0]
     x_ref, info = pyradplan_fluence(raw, engine.case, weights)
     assert info["nit"] == ours.optimizer["nit"] == engine.case.plan.max_iter
@@ -112,7 +124,7 @@ def test_our_optimizer_matches_pyradplan_within_half_a_gray(tg119, weights):
 
 
 def test_bad_vectors_get_errors_and_the_others_go_on(tg119):
-    engine, _, _ = tg119
+    engine = tg119[0]
     res = engine.evaluate([{"OuterTarget": 1.0}, START, {"OuterTarget": 0.0, "Core": 0.0, "BODY": 0.0},
                            {"OuterTarget": -1.0, "Core": 1.0, "BODY": 1.0}])
     assert "missing" in res[0].error and res[1].error is None and "zero" in res[2].error and ">= 0" in res[3].error
@@ -120,7 +132,7 @@ def test_bad_vectors_get_errors_and_the_others_go_on(tg119):
 
 
 def test_a_failed_inner_optimization_only_fails_its_own_vector(tg119, monkeypatch):
-    engine, _, _ = tg119
+    engine = tg119[0]
     opt = engine.optimizer
     original = opt.evaluate_block
     poisoned = opt.names.index("BODY")
@@ -138,7 +150,7 @@ def test_a_failed_inner_optimization_only_fails_its_own_vector(tg119, monkeypatc
 
 
 def test_metrics_are_on_the_dose_grid_and_complete(tg119):
-    engine, _, _ = tg119
+    engine = tg119[0]
     m = engine.evaluate([START])[0].metrics
     assert m["dose_grid_mm"] == 6.0
     for s in ("OuterTarget", "Core", "BODY"):

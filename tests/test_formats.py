@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tgsci.formats import ParseError, parse_proposals, proposals_grammar, structured_kwargs
+from tgsci.formats import ParseError, ValueFormat, parse_proposals, proposals_grammar, structured_kwargs
 
 
 @pytest.mark.parametrize(
@@ -40,9 +40,10 @@ def test_structured_kwargs_grammar_for_local_schema_for_api():
     class E:
         model = "local/smollm2-135m"
 
-    local = structured_kwargs(E(), {"type": "string"}, 'item ::= "C"', 2)
+    fmt = ValueFormat(schema={"type": "string"}, grammar='item ::= "C"')
+    local = structured_kwargs(E(), fmt, 2)
     assert "grammar" in local and "response_format" not in local
     E.model = "openai/gpt-4o"
-    api = structured_kwargs(E(), {"type": "string"}, 'item ::= "C"', 2)
+    api = structured_kwargs(E(), fmt, 2)
     schema = api["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["proposals"]["minItems"] == 2 and "grammar" not in api

@@ -10,7 +10,7 @@ from tgsci import Engine, optimize
 from tgsci.formats import parse_proposals, proposals_grammar
 from tgsci.local_llm import register_local_provider
 from tgsci.objectives.molecule import SMILES_GRAMMAR, MoleculeObjective
-from tgsci.rundir import read_jsonl
+from tgsci.record import RunRecord, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,14 @@ def test_end_to_end_tgd_with_the_embedded_model_on_qed(tmp_path):
     result = optimize(objective, "c1ccccc1", engine=engine, max_steps=2, n_proposals=2, patience=None, run_dir=tmp_path / "run")
     records = _check_run_dir(tmp_path / "run", 2)
     assert "QED drug-likeness" in records[1]["loss"]
-    assert result.best.score <= result.start.score and result.usage.calls >= 4
+    # each step's loss is the objective's words for the candidate the previous step ended on (the
+    # forward pass of the primitives), and the recorded best is the best of everything evaluated
+    run = RunRecord.load(tmp_path / "run")
+    for prev, rec in zip(run.steps, run.steps[1:]):
+        assert rec.loss == objective.verbalize(prev.current, run.steps[0].current, prev.best)
+    valid = [c for rec in run.steps for c in rec.candidates if c.valid]
+    assert result.best.score == min(c.score for c in valid) == run.summary.best.score
+    assert result.usage.calls >= 4 and result.usage.calls == sum(rec.usage.calls for rec in run.steps)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "max_steps"
 
 

@@ -8,7 +8,7 @@ from scripted import NumberObjective, ScriptedEngine
 
 from tgsci import EngineError, optimize
 from tgsci.prompts import TGD_SYSTEM
-from tgsci.rundir import RunDirError, read_jsonl
+from tgsci.record import RunDirError, read_jsonl
 
 
 def climbing_engine(step_size=5):
@@ -69,7 +69,7 @@ def test_resume_continues_without_repeating_steps(tmp_path):
         pass
 
     def kill_at_step_2(record):
-        if record["step"] == 2:
+        if record.step == 2:
             raise Kill()
 
     with pytest.raises(Kill):
@@ -151,3 +151,51 @@ def test_a_stalled_loop_does_not_replay_the_same_request():
     optimize(NumberObjective(), "10", engine=engine, max_steps=3, n_proposals=1, patience=None, seed=0)
     seeds = [r["kwargs"]["seed"] for r in engine.requests if r["messages"][0]["content"] == TGD_SYSTEM]
     assert len(seeds) == len(set(seeds)) == 3  # one proposal call per step (duplicates are not retried), all different
+
+
+def test_the_loop_is_the_primitives_one_tgd_per_run_fed_by_tell(monkeypatch):
+    from tgsci.optim import TGD
+    from tgsci.proposers import TGDProposer
+
+    made = []
+    original = TGD.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TGD, "__init__", counting_init)
+    engine = climbing_engine()
+    proposer = TGDProposer(engine)
+    result = optimize(NumberObjective(target=42), "10", method=proposer, max_steps=3, n_proposals=2, patience=None)
+    assert made == [proposer.tgd]  # one optimizer for the whole run, not one per step
+    # the TGD's own bounded history holds what the loop told it: the start and every candidate, in order
+    assert [e.value for e in proposer.tgd.history.entries] == ["10", "15", "20", "25", "30", "35", "40"]
+    # each step's usage is what that step's Proposal spent: one feedback and one update call
+    assert [s.usage.calls for s in result.steps] == [0, 2, 2, 2] and result.usage.calls == engine.usage.calls == 6
+    # forward: the loss the feedback call read is the objective's words for the step's current value
+    feedback = [r["messages"] for r in engine.requests if r["messages"][0]["content"] != TGD_SYSTEM]
+    assert "The number 20 is 22 away from the hidden integer" in feedback[1][-1]["content"]
+    assert result.steps[2].loss.startswith("The number 20 is 22 away") and result.steps[2].feedback == "The number is too low: go higher."
+
+
+def test_a_resumed_run_sends_the_same_prompts_as_an_uninterrupted_one(tmp_path):
+    """The history the TGD prompt shows is rebuilt from the record (tell() replays every step)."""
+    full = climbing_engine()
+    optimize(NumberObjective(target=100), "0", engine=full, max_steps=4, n_proposals=2, patience=None, seed=5)
+
+    class Kill(Exception):
+        pass
+
+    def kill_at_2(record):
+        if record.step == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        optimize(NumberObjective(target=100), "0", engine=climbing_engine(), max_steps=4, n_proposals=2, patience=None,
+                 seed=5, run_dir=tmp_path, callback=kill_at_2)
+    resumed = climbing_engine()
+    optimize(NumberObjective(target=100), "0", engine=resumed, max_steps=4, n_proposals=2, patience=None, seed=5, run_dir=tmp_path)
+    assert [r["messages"] for r in resumed.requests] == [r["messages"] for r in full.requests[4:]]
+    assert [r["kwargs"]["seed"] for r in resumed.requests if "seed" in r["kwargs"]] == \
+        [r["kwargs"]["seed"] for r in full.requests[4:] if "seed" in r["kwargs"]]

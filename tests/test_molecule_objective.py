@@ -96,24 +96,27 @@ def test_reference_drugs_have_their_published_formula():
 
 
 class FakeDocking:
+    """A docking simulator with fixed scores (``simulators=`` of MoleculeObjective); counts calls."""
+
     def __init__(self, scores):
-        self.scores = scores
+        self.scores = {Chem.CanonSmiles(s): v for s, v in scores.items()}
+        self.calls = 0
 
     def evaluate(self, smiles_list):
+        self.calls += 1
         return [Measurement(s, {"vina": self.scores[s]}) if s in self.scores else Measurement(s, error="boom") for s in smiles_list]
 
     def close(self):
         pass
 
 
-def _with_fake_docking(obj, per_target):
-    obj._simulators = {t: FakeDocking(s) for t, s in per_target.items()}
-    return obj
+def _with_fake_docking(per_target, *args, **kwargs):
+    return MoleculeObjective(*args, simulators={t: FakeDocking(s) for t, s in per_target.items()}, **kwargs)
 
 
 def test_dockstring_score_is_vina_plus_ten_times_one_minus_qed():
     smi = Chem.CanonSmiles("CC(=O)Oc1ccccc1C(=O)O")
-    obj = _with_fake_docking(MoleculeObjective("PPARA", compare_references=False), {"PPARA": {smi: -6.5}})
+    obj = _with_fake_docking({"PPARA": {smi: -6.5}}, "PPARA", compare_references=False)
     ev = obj.evaluate([smi])[0]
     assert ev.score == pytest.approx(-6.5 + 10 * (1 - 0.5501), abs=0.01)
     assert ev.metrics["vina"] == -6.5 and ev.simulated
@@ -121,25 +124,24 @@ def test_dockstring_score_is_vina_plus_ten_times_one_minus_qed():
 
 def test_selectivity_weights_reward_weak_off_target_binding():
     smi = Chem.CanonSmiles("c1ccc2[nH]ccc2c1")
-    obj = _with_fake_docking(
-        MoleculeObjective({"JAK2": 1.0, "LCK": -1.0}, aggregation="vina", compare_references=False),
-        {"JAK2": {smi: -8.0}, "LCK": {smi: -5.0}},
-    )
+    obj = _with_fake_docking({"JAK2": {smi: -8.0}, "LCK": {smi: -5.0}}, {"JAK2": 1.0, "LCK": -1.0}, aggregation="vina",
+                             compare_references=False)
     assert obj.evaluate([smi])[0].score == pytest.approx(-3.0)
     assert "LCK" in obj.describe() and "weakly" in obj.describe()
 
 
 def test_failed_docking_and_invalid_proposals_become_errors_not_exceptions():
     good = Chem.CanonSmiles("c1ccccc1O")
-    obj = _with_fake_docking(MoleculeObjective("PPARA", compare_references=False), {"PPARA": {}})
+    obj = _with_fake_docking({"PPARA": {}}, "PPARA", compare_references=False)
     bad_dock, invalid = obj.evaluate([good, "C1CC"])
     assert bad_dock.score is None and "docking against PPARA failed: boom" in bad_dock.error and bad_dock.simulated
     assert invalid.score is None and "cannot parse" in invalid.error and not invalid.simulated
 
 
 def test_verbalization_states_numbers_with_direction_and_context():
-    obj = MoleculeObjective("PPARA", compare_references=False)
-    obj._references = [("fenofibrate", Evaluation("X", -3.6, {"vina": -8.0, "vina_PPARA": -8.0, "qed": 0.55}))]
+    fenofibrate = next(r.smiles for r in get_target("PPARA").references if r.name == "fenofibrate")
+    obj = _with_fake_docking({"PPARA": {fenofibrate: -8.0}}, "PPARA")  # the other approved drugs fail: not shown
+    assert [name for name, ev in obj.references() if ev.valid] == ["fenofibrate"]
     start = Evaluation("c1ccccc1", 1.4, {"vina": -4.2, "vina_PPARA": -4.2, "qed": 0.44})
     ev = Evaluation("Oc1ccccc1", -1.0, {"vina": -5.1, "vina_PPARA": -5.1, "qed": 0.47, "sa": 1.1, "lipinski_violations": 0, "heavy_atoms": 7,
                                           "rotatable_bonds": 0, "mol_weight": 94.1, "logp": 1.4})
@@ -152,9 +154,10 @@ def test_verbalization_states_numbers_with_direction_and_context():
 
 
 def test_qed_only_objective_needs_no_docking():
-    obj = MoleculeObjective("PPARA", aggregation="qed", compare_references=False)
+    docking = FakeDocking({})
+    obj = MoleculeObjective("PPARA", aggregation="qed", compare_references=False, simulators={"PPARA": docking})
     ev = obj.evaluate(["CC(=O)Oc1ccccc1C(=O)O"])[0]
-    assert ev.score == pytest.approx(-0.550, abs=0.005) and obj._simulators == {}
+    assert ev.score == pytest.approx(-0.550, abs=0.005) and docking.calls == 0 and ev.valid
     text = obj.verbalize(ev, None, None)
     assert "QED drug-likeness: 0.55" in text and "Vina" not in text
 

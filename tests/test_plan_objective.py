@@ -7,9 +7,12 @@ import random
 
 import pytest
 
+from simulators.dose.cases import GoalSpec, list_cases
+from tgsci import build_objective
+from tgsci.domains import SpecError
 from tgsci.loop import optimize
 from tgsci.objectives.base import InvalidCandidate
-from tgsci.objectives.plan import PlanObjective, canonical_weights, list_cases
+from tgsci.objectives.plan import canonical_weights
 
 START = '{"BODY": 100, "Core": 300, "OuterTarget": 1000}'
 
@@ -46,17 +49,18 @@ def test_each_bad_input_is_rejected_with_its_reason(plan, text, reason):
 
 
 def test_schema_grammar_and_words(plan):
-    schema = plan.item_schema
+    schema = plan.value_format.schema
     assert schema["type"] == "object" and schema["required"] == ["OuterTarget", "Core", "BODY"]
     assert schema["additionalProperties"] is False
     assert all(p == {"type": "number", "minimum": 0, "maximum": 100000.0} for p in schema["properties"].values())
-    assert plan.item_grammar is None
+    assert plan.value_format.grammar is None and plan.value_format.example == START
     text = " ".join(plan.constraints())
     assert "OuterTarget, Core, BODY" in text and "100000" in text and "ratios" in text
     assert "OuterTarget D95 >= 50 Gy" in plan.describe()
     fp = plan.fingerprint()
     assert fp["case"] == "tg119" and fp["plan"]["dose_grid_mm"] == 6.0 and fp["plan"]["max_iter"] == 50
-    assert "Core D10 <= 25 Gy" in fp["goals"]
+    goals = [GoalSpec(**g) for g in fp["goals"]]  # goals are data in the run record, not labels to parse back
+    assert goals == list(plan.case.goals) and "Core D10 <= 25 Gy" in [g.label for g in goals]
     from simulators.dose.cases import load_case
 
     assert load_case("tg119", fast=True, max_iter=10).fingerprint() != plan.case.fingerprint()
@@ -90,12 +94,14 @@ def test_evaluate_batches_valid_values_and_rejects_invalid_ones(plan):
 def test_a_new_objective_reads_evaluated_vectors_from_the_disk_cache(plan, tmp_path_factory):
     value = '{"BODY": 75, "Core": 450, "OuterTarget": 1000}'
     first = plan.evaluate([value])[0]
-    fresh = PlanObjective.from_case("tg119", fast=True, cache_dir=tmp_path_factory.getbasetemp() / "dose-cache")
+    cache = str(tmp_path_factory.getbasetemp() / "dose-cache")
+    fresh = build_objective({"kind": "plan", "case": "tg119", "fast": True, "cache_dir": cache})
     fresh.engine.evaluate = lambda *a, **k: pytest.fail("the engine must not run for a cached vector")
     again = fresh.evaluate([value])[0]
     assert again.cached and again.score == pytest.approx(first.score) and again.metrics == first.metrics
-    other = PlanObjective.from_case("tg119", fast=True, cache_dir=tmp_path_factory.getbasetemp() / "dose-cache", max_iter=5)
-    assert other._result_fields(value) != plan._result_fields(value)  # other settings, other key
+    assert fresh.simulations == 0
+    other = build_objective({"kind": "plan", "case": "tg119", "fast": True, "cache_dir": cache, "max_iter": 5})
+    assert other.simulator.cache_fields(value) != plan.simulator.cache_fields(value)  # other settings, other key
 
 
 def test_score_is_goal_violations_plus_a_small_tiebreak(plan):
@@ -118,7 +124,10 @@ def test_summary_and_verbalization(plan):
     lines = text.splitlines()
     assert len(lines) == 4  # one per goal + the score line
     assert lines[0].startswith("OuterTarget D95 = ") and "goal >= 50.00 Gy" in lines[0]
-    assert ("met" in lines[2]) or ("MISSED by" in lines[2])
+    core = next(g for g in plan.case.goals if g.key == "Core.D10")
+    value = other.metrics["Core.D10"]
+    expected = "met" if core.met(value) else f"MISSED by {value - core.value:.2f} Gy"
+    assert lines[2].startswith(f"Core D10 = {value:.2f} Gy (goal <= 25.00 Gy): {expected}")
     assert "start plan" in lines[0] and "change" in lines[0]
     assert "dose grid" in lines[-1]
     bad = plan.evaluate(["{}"])[0]
@@ -144,8 +153,10 @@ def test_neighbor_and_crossover_stay_valid_and_in_bounds(plan):
 
 def test_unknown_case_lists_valid_ones():
     assert {"tg119", "prostate"} <= set(list_cases())
-    with pytest.raises(ValueError, match="valid cases: prostate, tg119"):
-        PlanObjective.from_case("liver", fast=True)
+    with pytest.raises(SpecError, match="unknown case 'liver'.*Valid cases: prostate, tg119"):
+        build_objective({"kind": "plan", "case": "liver", "fast": True})
+    with pytest.raises(SpecError, match="unknown option 'dose_grid'.*did you mean 'dose_grid_mm'"):
+        build_objective({"kind": "plan", "case": "tg119", "dose_grid": 4})
 
 
 def _rows(path):
@@ -156,17 +167,18 @@ def _rows(path):
 def test_loop_with_random_search_writes_the_plan_outputs(plan, tmp_path):
     run = tmp_path / "random"
     result = optimize(plan, START, method="random", max_steps=2, n_proposals=2, run_dir=run)
-    assert result.stop_reason in ("max_steps", "patience")
+    assert result.stop_reason == "max_steps"  # patience 3 cannot run out in 2 steps
     for name in ("plans.csv", "dvh.png", "dose_slice.png", "best_weights.json"):
         assert (run / name).is_file() and (run / name).stat().st_size > 0
     rows = _rows(run / "plans.csv")
-    assert len(rows) == sum(len(r["candidates"]) for r in result.steps) == 5
+    assert len(rows) == sum(len(r.candidates) for r in result.steps) == 5
     assert {"step", "value", "score", "w_OuterTarget", "w_Core", "w_BODY", "OuterTarget.D95", "Core.D10", "goals_met"} <= set(rows[0])
     assert rows[0]["value"] == START and float(rows[0]["w_OuterTarget"]) == 1000
     best = json.loads((run / "best_weights.json").read_text())
     assert canonical_weights(best["weights"]) == result.best.value
     assert best["score"] == pytest.approx(result.best.score)
-    assert result.best.score <= result.start.score
+    valid = [e for e in result.evaluations if e.valid]
+    assert result.best.score == min(e.score for e in valid) and result.best.value in {e.value for e in valid}
     assert [g["goal"] for g in best["goals"]] == ["OuterTarget D95 >= 50 Gy", "OuterTarget D10 <= 55 Gy", "Core D10 <= 25 Gy"]
     assert (run / "dvh.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((run / "summary.json").read_text())
@@ -182,23 +194,22 @@ def test_loop_with_tpe_tells_optuna_every_evaluation(plan, tmp_path):
     result = optimize(plan, START, method=proposer, max_steps=3, n_proposals=2, run_dir=tmp_path / "tpe", patience=None)
     assert result.stop_reason == "max_steps"
     assert len(result.evaluations) == 7
-    # everything but the last step's candidates has been told to Optuna (they arrive next step)
+    # every evaluation has been told to Optuna, the last step's too (the loop tells after each step)
     told = proposer._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    last = {c["value"] for c in result.steps[-1]["candidates"]}
-    expected = {e.value for e in result.evaluations if e.valid and e.value not in last}
+    expected = {e.value for e in result.evaluations if e.valid}
     assert {canonical_weights(t.params) for t in told} == expected
     assert all(t.value == pytest.approx(next(e.score for e in result.evaluations if e.value == canonical_weights(t.params))) for t in told)
     space = plan.search_space()
     for step in result.steps[1:]:
-        for c in step["candidates"]:
-            w = json.loads(c["value"])
+        for c in step.candidates:
+            w = json.loads(c.value)
             assert all(space[n][0] * 0.999 <= w[n] <= space[n][1] * 1.001 for n in w)
     assert (tmp_path / "tpe" / "plans.csv").is_file()
 
 
 def test_loop_runs_tpe_by_name(plan, tmp_path):
     result = optimize(plan, START, method="tpe", max_steps=1, n_proposals=2, run_dir=tmp_path / "tpe-name")
-    assert len(result.steps) == 2 and len(result.steps[1]["candidates"]) == 2
+    assert len(result.steps) == 2 and len(result.steps[1].candidates) == 2
     assert json.loads((tmp_path / "tpe-name" / "config.json").read_text())["method"]["method"] == "tpe"
     assert math.isfinite(result.best.score)
 
@@ -224,6 +235,6 @@ def test_tgd_step_with_a_scripted_llm_sees_the_goals_and_returns_weight_objects(
     prompts = "\n".join(engine.prompts())
     assert "Core D10 = " in prompts and "goal <= 25.00 Gy" in prompts  # the verbalized goals reached the LLM
     assert "OuterTarget, Core, BODY" in prompts  # the constraints too
-    values = [c["value"] for c in result.steps[1]["candidates"]]
+    values = [c.value for c in result.steps[1].candidates]
     assert values == ['{"BODY": 80, "Core": 900, "OuterTarget": 1000}', '{"BODY": 100, "Core": 600, "OuterTarget": 1200}']
-    assert any("negative" in f["reason"] for f in result.steps[1]["failures"])
+    assert any("negative" in f.reason for f in result.steps[1].failures)

@@ -10,12 +10,12 @@ from browser import render
 from scripted import NumberObjective, ScriptedEngine, proposals_json
 from typer.testing import CliRunner
 
-from simulators.dose.cases import GoalSpec, list_cases, load_case
 from tgsci.cli import app
+from tgsci.domains.plan import goal_rows
 from tgsci.loop import optimize
 from tgsci.objectives.molecule import MoleculeObjective
 from tgsci.proposers import TGDProposer
-from tgsci.run_report import ReportError, feedback_rows, goal_rows, load_run, report_run
+from tgsci.run_report import ReportError, feedback_rows, load_run, report_run
 
 MARKER = "Add a carboxylic acid <b>&</b> keep the ring"  # must arrive escaped, never as markup
 
@@ -78,8 +78,8 @@ def test_molecule_report_is_self_contained_and_shows_every_molecule(molecule_run
     res = _resources(text)
     assert res.urls and all(u.startswith("data:") for u in res.urls), [u[:60] for u in res.urls if not u.startswith("data:")]
     assert "<script" not in text and "http://" not in text and "https://" not in text
-    valid = {c["value"] for s in result.steps for c in s["candidates"] if c["score"] is not None}
-    n_refs = len(objective.references())
+    valid = {c.value for s in result.steps for c in s.candidates if c.valid}
+    n_refs = len(result.references)
     # trajectory + start/best + approved drugs + every valid candidate
     assert len(res.images) == 1 + 2 + n_refs + len(valid) and n_refs == 4
     kinds = [_decoded(src)[:5] for src in res.images]
@@ -134,11 +134,11 @@ def test_plan_report_has_dose_figures_and_a_goal_table_per_step(plan, tmp_path):
     assert [r["step"] for r in rows] == [0, 1, 2]
     labels = [g.label for g in plan.case.goals]
     for row, step in zip(rows, result.steps):
-        best = min((c for c in step["candidates"] if c["score"] is not None), key=lambda c: c["score"])
+        best = min((c for c in step.candidates if c.valid), key=lambda c: c.score)
         for goal in plan.case.goals:
-            value = best["metrics"][goal.key]
+            value = best.metrics[goal.key]
             assert row[goal.label] == f"{value:.1f} Gy {'met' if goal.met(value) else 'MISSED'}"
-        assert row["goals met"] == f"{best['metrics']['goals_met']}/3"
+        assert row["goals met"] == f"{best.metrics['goals_met']}/3"
     assert all(f"<th>{label.replace('>', '&gt;').replace('<', '&lt;')}</th>" in text for label in labels)
     seen = render(run / "report.html")
     assert seen["ok"] == seen["total"] == 3
@@ -165,12 +165,22 @@ def test_cli_report_for_a_run_and_a_clear_error_otherwise(molecule_run, tmp_path
         load_run(tmp_path)
 
 
-@pytest.mark.parametrize("case", list_cases())
-def test_goal_labels_parse_back_to_the_goals(case):
-    for goal in load_case(case).goals:
-        back = GoalSpec.from_label(goal.label)
-        assert (back.key, back.op, back.unit) == (goal.key, goal.op, goal.unit)
-        assert back.value == pytest.approx(goal.value, rel=1e-5)
+def test_a_record_of_another_format_is_refused_with_the_version_that_wrote_it(molecule_run, tmp_path):
+    import shutil
+
+    from tgsci import optimize as run
+    from tgsci.record import RunDirError
+
+    old = tmp_path / "old-run"
+    shutil.copytree(molecule_run[0], old)
+    config = json.loads((old / "config.json").read_text())
+    config.pop("record_format")
+    config["tgsci_version"] = "0.1.0"
+    (old / "config.json").write_text(json.dumps(config))  # what tgsci 0.1.0 wrote: no record_format
+    with pytest.raises(ReportError, match=r"written by tgsci 0\.1\.0 \(run record format 1\).*reads format 2"):
+        load_run(old)
+    with pytest.raises(RunDirError, match=r"written by tgsci 0\.1\.0"):
+        run(MoleculeObjective("PPARA", aggregation="qed"), "c1ccccc1", method="random", max_steps=1, run_dir=old)
 
 
 def test_cli_runs_write_their_report(tmp_path):

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tgsci.rundir import read_json, read_jsonl
+from simulators.files import read_json
+from tgsci.metrics import top_k_auc
+from tgsci.record import read_jsonl
 from tgsci.sweep import (
     LimitedEngine,
     SpecError,
@@ -31,7 +33,7 @@ from tgsci.sweep import (
     run_sweep,
     sweep_lock,
 )
-from tgsci.sweep_report import report_sweep, top_k_auc
+from tgsci.sweep.report import report_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -206,7 +208,40 @@ methods = ["tgd", "random"]
     assert len(set(names)) == len(names)
     assert names[0] == run_name("ABL1", 0, "c1ccccc1", 0, "tgd") and names[0].startswith("ABL1__start0-")
     assert [r["name"] for r in load_spec(spec).expand()] == names
-    assert runs[0]["docking"]["cpu"] == 1 and runs[0]["budget"]["max_steps"] == 10
+    assert runs[0]["objective"]["docking"]["cpu"] == 1 and runs[0]["budget"]["max_steps"] == 10
+    assert runs[0]["objective"] == {"kind": "molecule", "target": "ABL1", "aggregation": "dockstring", "off_targets": [],
+                                    "docking": {"cpu": 1}, "docking_workers": 1}
+
+
+def test_objective_and_plan_tables_are_checked_when_the_file_is_read(tmp_path):
+    """A typo in [plan] or [objective] is a spec error with its line, never a Dask task that fails and retries."""
+    plan = write_spec(tmp_path / "plan.toml", """
+[sweep]
+kind = "plan"
+cases = ["tg119"]
+method = "random"
+
+[plan]
+fast = true
+dose_grid = 4
+""")
+    with pytest.raises(SpecError) as err:
+        load_spec(plan)
+    assert "unknown option 'dose_grid'" in str(err.value) and "did you mean 'dose_grid_mm'" in str(err.value)
+    assert "line 8" in str(err.value)  # the dose_grid line
+    plan.write_text(plan.read_text().replace("dose_grid = 4", "max_iter = \"many\""))
+    with pytest.raises(SpecError, match="line 8: max_iter must be an integer >= 1, not 'many'"):
+        load_spec(plan)
+    plan.write_text(plan.read_text().replace('max_iter = "many"', "").replace('method = "random"', 'starts = [\'{"BODY": 1}\']\nmethod = "random"'))
+    with pytest.raises(SpecError, match=r"line 4: start .* is not a weight vector of case tg119: missing weight"):
+        load_spec(plan)
+    molecule = tiny_spec(tmp_path / "m.toml", ["PPARA"], extra="[objective]\naggregation = \"vinaa\"")
+    line = molecule.read_text().splitlines().index('aggregation = "vinaa"') + 1
+    with pytest.raises(SpecError, match=f"line {line}: aggregation must be one of dockstring, vina, qed"):
+        load_spec(molecule)
+    molecule = tiny_spec(tmp_path / "m.toml", ["PPARA"], methods=("tpe",))
+    with pytest.raises(SpecError, match="method 'tpe' does not apply to kind = 'molecule'"):
+        load_spec(molecule)
 
 
 def test_top_k_auc_follows_the_pmo_definition():
@@ -335,7 +370,7 @@ def test_killed_sweep_resumes_to_completion_without_docking_twice(tmp_path, monk
     # every (SMILES, target) was docked exactly once over both sweeps (the killed one included)
     assert inserts == distinct_keys == rows == len(pairs), (inserts, distinct_keys, rows, len(pairs))
     assert len(pairs) >= 2 * n_runs - 1  # start + one proposal per run (a proposal may coincide)
-    reported = sum(read_json(out / n / "sweep_run.json")["dockings"] for n in result.runs)
+    reported = sum(read_json(out / n / "sweep_run.json")["simulations"] for n in result.runs)
     assert reported <= inserts  # a docking finished just before the kill is reported by nobody
 
     # a third invocation has nothing to do
@@ -469,7 +504,7 @@ def test_report_lists_every_run_marks_failures_and_compares_with_reference_drugs
     assert ok["status"] == "finished" and float(ok["best_vina"]) < 0 and 0 < float(ok["best_qed"]) <= 1
     assert ok["best_smiles"] and ok["evaluations"] == "4" and ok["stop_reason"] == "max_steps"
     assert float(ok["auc_top10"]) >= float(ok["best_score"])  # mean of top-10 over the budget >= the best
-    assert int(ok["dockings"]) >= 1 and float(ok["wall_s"]) > 0 and ok["attempts"] == "2"
+    assert int(ok["simulations"]) >= 1 and float(ok["wall_s"]) > 0 and ok["attempts"] == "2"
     assert failed["status"] == "failed" and failed["error"].startswith("engine_error")
     assert failed["best_score"] == failed["best_vina"] == failed["best_smiles"] == failed["auc_top10"] == ""
 
@@ -484,3 +519,15 @@ def test_report_lists_every_run_marks_failures_and_compares_with_reference_drugs
     assert report.paths["summary.png"] == png and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 20_000
     assert report.by_status() == {"finished": 1, "failed": 1}
+
+
+def test_a_spec_error_inside_a_task_is_not_retried(tmp_path):
+    """A run dict whose objective spec is bad (e.g. a sweep.json edited by hand) fails once, with the reason."""
+    from tgsci.sweep import run_task
+
+    run = {"name": "bad", "kind": "plan", "start": "default", "seed": 0, "method": "random",
+           "budget": {"max_steps": 1, "n_proposals": 1, "max_evaluations": None, "patience": None, "min_improvement": 0.0, "target_score": None},
+           "engine": {}, "objective": {"kind": "plan", "case": "no-such-case"}}
+    result = run_task(run, str(tmp_path))
+    assert result["status"] == "error" and result["retryable"] is False and "unknown case 'no-such-case'" in result["error"]
+    assert read_json(tmp_path / "bad" / "sweep_run.json")["attempts"][0]["status"] == "error"

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from .version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Optimize molecules and treatment plans with textual gradients.")
 console = Console(stderr=True)
@@ -37,11 +37,16 @@ def _fail(message: str) -> None:
 
 
 def _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache):
-    """(feedback, optimizer) engines for TGD, checked for keys up front; (None, None) for baselines."""
+    """(feedback, optimizer) engines for LLM methods, checked for keys up front; (None, None) for baselines."""
     from .config import ConfigError, make_engines
     from .engine import MissingKeyError
+    from .proposers import LLM_METHODS, canonical_method
 
-    if method != "tgd":
+    try:
+        method = canonical_method(method)
+    except ValueError as exc:
+        _fail(str(exc))
+    if method not in LLM_METHODS:
         return None, None
 
     try:
@@ -56,11 +61,32 @@ def _engines(method, model, optimizer_model, api_base, temperature, max_tokens, 
     return feedback, optimizer
 
 
+def _objective(spec: dict):
+    """The objective of a spec, or a clear error and exit 2 (unknown target, case, setting; no memory)."""
+    from .domains import SpecError, build_objective
+
+    try:
+        return build_objective(spec)
+    except (SpecError, ValueError, MemoryError) as exc:
+        _fail(str(exc))
+
+
+def _start(spec: dict, start: Optional[str]) -> str:
+    from .domains import SpecError, get_domain
+
+    try:
+        return get_domain(spec["kind"]).start(spec, start)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
 def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed):
-    """Run optimize() under a rich progress bar and print the outcome."""
+    """Run optimize() under a rich progress bar, print the outcome and write the report."""
+    from .domains import domain_for
     from .engine import EngineError
     from .loop import optimize
-    from .rundir import RunDirError
+    from .record import RunDirError
+    from .run_report import report_run
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
@@ -68,10 +94,9 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
     ) as progress:
         task = progress.add_task(f"{method} steps", total=steps, status="evaluating start")
 
-        def on_step(record: dict) -> None:
-            best = record["best"]
-            status = f"best {best['score']:.3f}" if best.get("score") is not None else "no valid candidate yet"
-            progress.update(task, completed=record["step"], status=status)
+        def on_step(record) -> None:
+            status = f"best {record.best.score:.3f}" if record.best.valid else "no valid candidate yet"
+            progress.update(task, completed=record.step, status=status)
 
         try:
             result = optimize(
@@ -83,11 +108,24 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
             _fail(str(exc))
         finally:
             objective.close()
+    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
+    columns = domain_for(objective.kind).result_columns
+    for col in ("", "value", "score", *columns):
+        table.add_column(col, overflow="fold")
+    for label, ev in domain_for(objective.kind).result_rows(result, objective):
+        cells = [_cell(ev.metrics.get(key), spec) for key, spec in columns.values()]
+        table.add_row(label, ev.value, f"{ev.score:.3f}" if ev.valid else (ev.error or "invalid"), *cells)
+    Console().print(table)
+    u = result.usage
+    console.print(f"LLM calls {u.calls} ({u.cached_calls} cached), tokens {u.prompt_tokens}+{u.completion_tokens}, cost ${u.cost_usd:.4f}")
     if result.run_dir:
-        from .run_report import report_run
-
+        console.print(f"run record: {result.run_dir}")
         console.print(f"report (self-contained HTML): {report_run(result.run_dir)}")
     return result
+
+
+def _cell(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec) if spec else str(value)
 
 
 @app.command()
@@ -96,7 +134,7 @@ def molecule(
     start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
     steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
     proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga"),
+    method: str = typer.Option("tgd", help="tgd | random | graph-ga (tgsci.proposers.METHODS)"),
     model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
     optimizer_model: Optional[str] = typer.Option(None, help="A different model for TGD updates."),
     api_base: Optional[str] = typer.Option(None, help="Base URL for Ollama/vLLM/OpenAI-compatible servers."),
@@ -117,35 +155,13 @@ def molecule(
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
 ) -> None:
     """Optimize a molecule for docking (Vina) and drug-likeness (QED) against a protein target."""
-    from simulators.docking import DockingSettings
-    from simulators.targets import UnknownTargetError
-
-    from .objectives.molecule import MoleculeObjective
-
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
-    settings = DockingSettings(exhaustiveness=exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {}))
-    try:
-        weights = {target: 1.0, **{t: -1.0 for t in off_target}}
-        objective = MoleculeObjective(weights, aggregation=aggregation, qed_weight=qed_weight, docking=settings, scaffold=scaffold, n_workers=workers)
-    except (UnknownTargetError, ValueError) as exc:
-        _fail(str(exc))
-    result = _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed)
-    _print_molecule_result(result, objective)
-
-
-def _print_molecule_result(result, objective) -> None:
-    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
-    for col in ("", "SMILES", "score", "Vina kcal/mol", "QED"):
-        table.add_column(col)
-    rows = [("start", result.start), ("best", result.best)] + [(f"{n} (drug)", e) for n, e in objective.references()]
-    for label, ev in rows:
-        m = ev.metrics
-        table.add_row(label, ev.value, f"{ev.score:.2f}" if ev.valid else (ev.error or "invalid"), f"{m['vina']:.1f}" if "vina" in m else "-", f"{m['qed']:.2f}" if "qed" in m else "-")
-    Console().print(table)
-    u = result.usage
-    console.print(f"LLM calls {u.calls} ({u.cached_calls} cached), tokens {u.prompt_tokens}+{u.completion_tokens}, cost ${u.cost_usd:.4f}")
-    if result.run_dir:
-        console.print(f"run record: {result.run_dir}")
+    docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
+    spec = {"kind": "molecule", "target": target, "off_targets": list(off_target), "aggregation": aggregation,
+            "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers}
+    objective = _objective(spec)
+    start_value = _start(objective.spec, start)
+    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed)
 
 
 @app.command()
@@ -154,7 +170,7 @@ def plan(
     start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
     steps: int = typer.Option(8, min=0),
     proposals: int = typer.Option(2, min=1),
-    method: str = typer.Option("tgd", help="tgd | random | tpe"),
+    method: str = typer.Option("tgd", help="tgd | random | graph-ga | tpe (tgsci.proposers.METHODS)"),
     fast: bool = typer.Option(False, help="Coarse plan settings of the case (quick trials, tests)."),
     model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
     optimizer_model: Optional[str] = typer.Option(None),
@@ -168,25 +184,11 @@ def plan(
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
 ) -> None:
     """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
-    from .objectives.plan import PlanObjective
-
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
-    try:
-        console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
-        objective = PlanObjective.from_case(case, fast=fast)
-    except (ValueError, MemoryError) as exc:
-        _fail(str(exc))
-    start_value = start or objective.start_value()
-    result = _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, None, run_dir, seed)
-    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
-    for col in ("", "weights", "score", "goals met"):
-        table.add_column(col, overflow="fold")
-    for label, ev in (("start", result.start), ("best", result.best)):
-        met = f"{ev.metrics.get('goals_met', '-')}/{ev.metrics.get('goals_total', '-')}"
-        table.add_row(label, ev.value, f"{ev.score:.3f}" if ev.valid else (ev.error or "invalid"), met)
-    Console().print(table)
-    if result.run_dir:
-        console.print(f"run record: {result.run_dir}")
+    console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
+    objective = _objective({"kind": "plan", "case": case, "fast": fast})
+    start_value = _start(objective.spec, start)
+    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, None, run_dir, seed)
 
 
 @app.command()
@@ -199,11 +201,12 @@ def sweep(
     llm_concurrency: Optional[int] = typer.Option(None, help="Concurrent LLM calls across the sweep."),
 ) -> None:
     """Run every target x start x seed x method of a spec on Dask; re-running resumes."""
+    from .record import RunDirError
     from .sweep import SpecError, SweepLockedError, run_sweep
 
     try:
         result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, progress=True, max_attempts=max_attempts, llm_concurrency=llm_concurrency)
-    except (SpecError, SweepLockedError, FileNotFoundError) as exc:
+    except (SpecError, SweepLockedError, FileNotFoundError, RunDirError) as exc:
         _fail(str(exc))
     console.print(f"{len(result.finished)} finished, {len(result.failed)} failed; report: tgsci report {out}")
     if not result.ok:
@@ -214,15 +217,14 @@ def sweep(
 def report(
     directory: Path = typer.Argument(..., help="A run directory (molecule/plan) or a sweep output directory."),
     out: Optional[Path] = typer.Option(None, help="HTML file for a run report (default: DIRECTORY/report.html)."),
-    no_references: bool = typer.Option(False, help="Sweeps: do not dock the reference drugs for comparison."),
 ) -> None:
-    """A run: one self-contained HTML page. A sweep: summary.csv, targets.csv and summary.png."""
+    """A run: one self-contained HTML page. A sweep: summary.csv, targets.csv (cases.csv) and summary.png."""
     from .run_report import ReportError, report_run
-    from .sweep_report import report_sweep
+    from .sweep.report import report_sweep
 
     try:
         if (directory / "sweep.json").is_file():
-            paths = list(report_sweep(directory, dock_references=not no_references).paths.values())
+            paths = list(report_sweep(directory).paths.values())
         elif (directory / "config.json").is_file():
             paths = [report_run(directory, out)]
         else:

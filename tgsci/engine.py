@@ -28,7 +28,14 @@ DEFAULT_MODEL = "local/smollm2-135m"
 
 
 class EngineError(RuntimeError):
-    """The LLM could not be reached or answered unusably after all retries."""
+    """The LLM could not be reached or answered unusably after all retries.
+
+    ``usage``: what the failed attempts cost (calls that failed, seconds), for the run record.
+    """
+
+    def __init__(self, message: str = "", usage: "Optional[Usage]" = None):
+        super().__init__(message)
+        self.usage = usage
 
 
 class MissingKeyError(EngineError):
@@ -51,11 +58,15 @@ class Usage:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
 
-    def since(self, earlier: "Usage") -> "Usage":
-        return Usage(**{k: v - getattr(earlier, k) for k, v in asdict(self).items()})
-
     def copy(self) -> "Usage":
         return Usage(**asdict(self))
+
+    def plus(self, other: "Optional[Usage]") -> "Usage":
+        """A new Usage: this one plus ``other`` (None counts as nothing)."""
+        total = self.copy()
+        if other is not None:
+            total.add(other)
+        return total
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -205,6 +216,7 @@ class Engine:
         self.check_keys()
         last_error: Optional[BaseException] = None
         failed = 0
+        started = time.perf_counter()
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             try:
@@ -234,7 +246,8 @@ class Engine:
                 log.warning("LLM call failed (%s); retry %d/%d in %.1fs", _short(last_error), attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
         self.usage.failed_calls += failed
-        raise EngineError(f"{self.model}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}")
+        raise EngineError(f"{self.model}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}",
+                          usage=Usage(failed_calls=failed, seconds=time.perf_counter() - started))
 
 
 def _as_messages(prompt: str | list[dict], system: Optional[str]) -> list[dict]:

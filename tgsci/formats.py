@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
 class ParseError(ValueError):
     """The reply does not contain a usable proposals list."""
+
+
+@dataclass(frozen=True)
+class ValueFormat:
+    """How one value of a variable is written: what TGD asks for and how the engine enforces it.
+
+    ``schema``: JSON schema of one item (API models, ``response_format``); ``grammar``: GBNF
+    rules defining ``item`` (the embedded model; None: the schema is used); ``example``: one
+    item as it appears in the reply; ``hint``: one sentence on the format for the prompt;
+    ``max_tokens_per_item``: the reply's token budget per proposal.
+    """
+
+    schema: dict = field(default_factory=lambda: {"type": "string"})
+    grammar: Optional[str] = None
+    example: str = '"..."'
+    hint: str = ""
+    max_tokens_per_item: int = 96
 
 
 def proposals_schema(item_schema: dict, k: int) -> dict:
@@ -34,15 +52,15 @@ def proposals_grammar(item_rules: str, k: int) -> str:
     return f'root ::= "{{\\"proposals\\": [" {items} "]}}"\n{item_rules}'
 
 
-def structured_kwargs(engine, item_schema: dict, item_grammar: Optional[str], k: int) -> dict:
+def structured_kwargs(engine, value_format: ValueFormat, k: int) -> dict:
     """The kwargs that make ``engine`` return the proposals JSON."""
     model = getattr(engine, "model", "") or ""
-    if model.startswith("local/") and item_grammar:
-        return {"grammar": proposals_grammar(item_grammar, k)}
+    if model.startswith("local/") and value_format.grammar:
+        return {"grammar": proposals_grammar(value_format.grammar, k)}
     return {
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "proposals", "schema": proposals_schema(item_schema, k), "strict": False},
+            "json_schema": {"name": "proposals", "schema": proposals_schema(value_format.schema, k), "strict": False},
         }
     }
 

@@ -23,11 +23,14 @@ def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
 
 
 def _give_feedback(variable: Variable, engine, prompt: str, system: str) -> None:
-    """One LLM call whose (clipped) answer becomes a gradient of ``variable``."""
+    """One LLM call whose (clipped) answer becomes a gradient of ``variable``; the call's usage
+    is kept on the gradient (``gradient.data["usage"]``) so whoever steps can account for it."""
     if engine is None:
         raise ValueError("backward needs an engine: loss.backward(engine)")
     reply = engine(prompt, system=system, max_tokens=FEEDBACK_MAX_TOKENS)
-    variable.gradients.append(Variable(_clip(reply.text), role_description=f"feedback to {variable.role_description}", requires_grad=False))
+    gradient = Variable(_clip(reply.text), role_description=f"feedback to {variable.role_description}", requires_grad=False)
+    gradient.data["usage"] = reply.usage
+    variable.gradients.append(gradient)
 
 
 class LLMCall:

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 from . import prompts
 from .engine import Usage
-from .formats import ParseError, parse_proposals, structured_kwargs
+from .formats import ParseError, ValueFormat, parse_proposals, structured_kwargs
 from .variable import Variable
 
 
@@ -80,10 +80,14 @@ class ProposalResult:
 
 
 class TGD:
-    """``TGD(parameters, engine, constraints=[...], n_proposals=k, history=History())``.
+    """``TGD([x], engine, value_format=..., n_proposals=k, validate=...)``: one optimizer per run.
 
-    ``validate(text) -> normalized value`` raises ValueError with a reason for a bad proposal.
-    ``item_schema``/``item_grammar`` describe one proposal for constrained decoding.
+    It owns what its prompts need across steps: the bounded ``history`` of tried values (shown
+    in the prompt; a proposal already in it is a duplicate) and the variable's ``value_format``
+    (schema, grammar, example, hint, token budget). ``validate(text) -> normalized value``
+    raises ValueError with a reason for a bad proposal. ``n_proposals`` and ``seed`` may be
+    changed between steps (a loop near the end of its budget asks for fewer; a seed per step
+    keeps a stalled loop from replaying the same request).
     """
 
     def __init__(
@@ -91,17 +95,13 @@ class TGD:
         parameters: Iterable[Variable],
         engine,
         *,
+        value_format: Optional[ValueFormat] = None,
+        objective: str = "",
         constraints: Iterable[str] = (),
         n_proposals: int = 1,
-        history: Optional[History] = None,
         validate: Optional[Callable[[str], str]] = None,
-        objective: str = "",
-        item_schema: Optional[dict] = None,
-        item_grammar: Optional[str] = None,
-        example: str = '"..."',
-        format_hint: str = "",
+        history: Optional[History] = None,
         max_retries: int = 2,
-        max_tokens_per_item: int = 96,
         seed: Optional[int] = None,
         min_valid: Optional[int] = None,
         retry_duplicates: bool = False,
@@ -112,27 +112,27 @@ class TGD:
         if n_proposals < 1:
             raise ValueError("n_proposals must be >= 1")
         self.engine = engine
+        self.value_format = value_format or ValueFormat()
+        self.objective = objective
         self.constraints = list(constraints)
         self.n_proposals = n_proposals
-        self.history = history if history is not None else History()
         self.validate = validate or (lambda text: text)
-        self.objective = objective
-        self.item_schema = item_schema or {"type": "string"}
-        self.item_grammar = item_grammar
-        self.example = example
-        self.format_hint = format_hint
+        self.history = history if history is not None else History()
         self.max_retries = max_retries
-        self.max_tokens_per_item = max_tokens_per_item
         # A seed per step (and per retry) keeps a stalled loop from replaying the same reply:
         # the same prompt with the same seed, or a cache hit, would give the same proposals.
         self.seed = seed
         # Retry while fewer than min_valid proposals are usable (default: all k). The loop asks
         # for 1: a step with some new valid candidates goes on instead of paying another call.
-        self.min_valid = n_proposals if min_valid is None else max(1, min(min_valid, n_proposals))
+        self.min_valid = min_valid
         # A model that repeats itself mostly repeats again when asked at once; the next step
         # (new feedback, new seed) is the better use of a call. Parse and validation errors are
         # retried: the error message is what the model needs.
         self.retry_duplicates = retry_duplicates
+
+    def remember(self, value: str, score: Optional[float], summary: str) -> None:
+        """Add a tried value with its score (None: invalid) and one line of numbers to the history."""
+        self.history.add(value, score, summary)
 
     def zero_grad(self) -> None:
         for p in self.parameters:
@@ -160,8 +160,8 @@ class TGD:
             history_block=self.history.render(),
             constraints_block=constraints,
             k=k,
-            format_hint=self.format_hint,
-            example=", ".join([self.example] * k),
+            format_hint=self.value_format.hint,
+            example=", ".join([self.value_format.example] * k),
         )
 
     def propose(self, variable: Variable) -> ProposalResult:
@@ -172,10 +172,11 @@ class TGD:
         result.prompt = prompt
         messages = [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": prompt}]
         accepted: set[str] = set()
+        min_valid = k if self.min_valid is None else max(1, min(self.min_valid, k))
         for attempt in range(self.max_retries + 1):
             need = k - len(result.values)
-            kwargs = structured_kwargs(self.engine, self.item_schema, self.item_grammar, need)
-            kwargs.setdefault("max_tokens", 32 + self.max_tokens_per_item * need)
+            kwargs = structured_kwargs(self.engine, self.value_format, need)
+            kwargs.setdefault("max_tokens", 32 + self.value_format.max_tokens_per_item * need)
             kwargs.update(self._sampling_for(attempt))
             reply = self.engine(messages, **kwargs)
             result.usage.add(reply.usage)
@@ -184,9 +185,9 @@ class TGD:
             if reply.finish_reason == "length" and errors:
                 errors.append("the reply was cut off at the token limit: write shorter values")
             only_duplicates = bool(errors) and all(e.endswith(DUPLICATE) for e in errors)
-            if len(result.values) >= self.min_valid or attempt == self.max_retries or (only_duplicates and not self.retry_duplicates):
+            if len(result.values) >= min_valid or attempt == self.max_retries or (only_duplicates and not self.retry_duplicates):
                 break
-            retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.example)
+            retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.value_format.example)
             # Bounded: the retry replaces, never extends, the previous exchange.
             messages = messages[:2] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
         return result

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MOLECULE_PANELS = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
-PLAN_PANELS = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
 SCORE_PANELS = [("score", "score (lower is better)")]
 
 
@@ -16,12 +14,13 @@ def new_figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize)
 
 
-def _value(record: dict, key: str):
-    return record.get("score") if key == "score" else (record.get("metrics") or {}).get(key)
+def _value(ev, key: str):
+    return ev.score if key == "score" else ev.metrics.get(key)
 
 
-def plot_trajectory(steps: list[dict], path: Path, panels=SCORE_PANELS, references=(), title: str = "") -> Path:
-    """One panel per (metric, label): every valid candidate as a dot, best so far as a line.
+def plot_trajectory(steps: list, path: Path, panels=SCORE_PANELS, references=(), title: str = "") -> Path:
+    """One panel per (metric, label) of the run's StepRecords: every valid candidate as a dot,
+    best so far as a line.
 
     ``references``: (name, Evaluation) pairs drawn as dashed lines (approved drugs).
     """
@@ -31,14 +30,14 @@ def plot_trajectory(steps: list[dict], path: Path, panels=SCORE_PANELS, referenc
     for ax, (key, label) in zip(axes, panels):
         xs, ys, best_x, best_y = [], [], [], []
         for rec in steps:
-            for c in rec.get("candidates") or []:
+            for c in rec.candidates:
                 value = _value(c, key)
-                if value is not None and c.get("score") is not None:
-                    xs.append(rec["step"])
+                if value is not None and c.valid:
+                    xs.append(rec.step)
                     ys.append(value)
-            value = _value(rec.get("best") or {}, key)
+            value = _value(rec.best, key) if rec.best.valid else None
             if value is not None:
-                best_x.append(rec["step"])
+                best_x.append(rec.step)
                 best_y.append(value)
         ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue", label="candidates")
         ax.plot(best_x, best_y, color="tab:red", lw=2, label="best so far")
@@ -59,9 +58,9 @@ def plot_trajectory(steps: list[dict], path: Path, panels=SCORE_PANELS, referenc
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Save atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    tmp.replace(path)
-    return path
+    """Save as PNG with the one atomic writer (temporary file, fsync, rename)."""
+    from simulators.files import atomic_writer
+
+    with atomic_writer(path) as handle:
+        fig.savefig(handle, dpi=dpi, format="png")
+    return Path(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -51,9 +50,6 @@ class ObjectiveSpec:
     weight: float
 
 
-_LABEL = re.compile(r"^(?P<structure>.+) (?P<metric>\S+) (?P<op>>=|<=) (?P<value>[-+0-9.eE]+) ?(?P<unit>Gy|%)$")
-
-
 @dataclass(frozen=True)
 class GoalSpec:
     structure: str
@@ -71,14 +67,6 @@ class GoalSpec:
     @property
     def label(self) -> str:
         return f"{self.structure} {self.metric} {self.op} {self.value:g} {self.unit}".replace(" %", "%")
-
-    @classmethod
-    def from_label(cls, label: str, source: str = "") -> "GoalSpec":
-        """Inverse of ``label`` (run records store goals as labels, e.g. ``Rectum V65Gy <= 17%``)."""
-        m = _LABEL.match(label.strip())
-        if not m:
-            raise ValueError(f"not a goal label: {label!r}")
-        return cls(m["structure"], m["metric"], m["op"], float(m["value"]), source, unit=m["unit"])
 
     def violation_pct(self, value: float) -> float:
         """How far ``value`` misses the goal, in percent of the goal value (0 when met)."""
@@ -186,7 +174,7 @@ class CaseSpec:
             "manifest_sha256": hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest(),
             "plan": {**self.plan.dose_calc_fields(), "max_iter": self.plan.max_iter, "variant": self.plan.variant},
             "prescription_gy": self.prescription_gy,
-            "goals": [g.label for g in self.goals],
+            "goals": [asdict(g) for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
         }
 
 

@@ -33,6 +33,7 @@ from . import metrics as M
 from .cases import CaseSpec, load_case
 from .matrix import CaseData, PyRadPlanObjects, load_or_build
 from .optimizer import FluenceOptimizer, Term
+from .weights import canonical_weights
 
 
 @dataclass
@@ -48,12 +49,6 @@ class PlanResult(Measurement):
             "candidate": self.candidate, "metrics": self.metrics, "error": self.error, "cached": self.cached,
             "seconds": self.seconds, "weights": self.weights, "optimizer": self.optimizer,
         }
-
-
-def _canonical(weights: dict) -> str:
-    import json
-
-    return json.dumps({k: float(weights[k]) for k in sorted(weights)}, sort_keys=True)
 
 
 class DoseEngine:
@@ -162,15 +157,15 @@ class DoseEngine:
                 info = {"nit": fr.nit, "nfev": fr.nfev, "message": fr.message, "objective": fr.fun,
                         "batch": len(good), "batch_seconds": elapsed}
                 if fr.error:
-                    results[i] = PlanResult(candidate=_canonical(w), error=fr.error, weights=w, optimizer=info,
+                    results[i] = PlanResult(candidate=canonical_weights(w), error=fr.error, weights=w, optimizer=info,
                                             seconds=elapsed / len(good))
                     continue
                 try:
                     metrics = self.metrics_from_dose(self.dose_grid_dose(fr.x))
-                    results[i] = PlanResult(candidate=_canonical(w), metrics=metrics, weights=w, fluence=fr.x,
+                    results[i] = PlanResult(candidate=canonical_weights(w), metrics=metrics, weights=w, fluence=fr.x,
                                             optimizer=info, seconds=elapsed / len(good))
                 except Exception as exc:  # noqa: BLE001
-                    results[i] = PlanResult(candidate=_canonical(w), error=f"metrics failed: {exc}", weights=w,
+                    results[i] = PlanResult(candidate=canonical_weights(w), error=f"metrics failed: {exc}", weights=w,
                                             optimizer=info, seconds=elapsed / len(good))
         return results  # type: ignore[return-value]
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -27,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from ..files import atomic_writer
 from .cases import CaseSpec
 from .optimizer import compact_csr
 
@@ -234,8 +233,6 @@ def _indices(cst) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------------------ disk cache
 def save(data: CaseData, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "data": data.matrix.data, "indices": data.matrix.indices, "indptr": data.matrix.indptr,
         "shape": np.asarray(data.matrix.shape, dtype=np.int64), "rows": data.rows,
@@ -247,30 +244,8 @@ def save(data: CaseData, path: Path) -> None:
     for i, name in enumerate(data.masks):
         arrays[f"mask_{i}"] = data.masks[name]
         arrays[f"optmask_{i}"] = data.opt_masks[name]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a cache file is ordinary data
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    """The process umask without changing it (os.umask would, briefly, for every thread)."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
+    with atomic_writer(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def load(path: Path, expected_key: str) -> CaseData:

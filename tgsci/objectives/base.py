@@ -2,6 +2,8 @@
 
 An objective validates proposals, evaluates candidates in batches (through a simulator),
 turns each result into a scalar score (lower is better, always) and into text for the LLM.
+A plain function becomes one with ``objectives.function.FunctionObjective``; the domain
+objectives (molecule, plan) are the same interface with more attached.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .. import prompts
+from ..formats import ValueFormat
 
 
 class InvalidCandidate(ValueError):
@@ -20,7 +23,10 @@ class InvalidCandidate(ValueError):
 
 @dataclass
 class Evaluation:
-    """One candidate's result. ``score`` is None when the candidate is invalid or its simulation failed."""
+    """One candidate's result. ``score`` is None when the candidate is invalid or its simulation failed.
+
+    ``text``: the simulator's own words for the result, when it gives some (function objectives).
+    """
 
     value: str
     score: Optional[float]
@@ -29,6 +35,7 @@ class Evaluation:
     simulated: bool = True  # False when rejected before reaching the simulator (costs no budget)
     cached: bool = False
     seconds: float = 0.0
+    text: str = ""
 
     @property
     def valid(self) -> bool:
@@ -39,7 +46,7 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Evaluation":
-        return cls(**{k: data.get(k) for k in ("value", "score", "metrics", "error", "simulated", "cached", "seconds") if k in data})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 class Objective:
@@ -49,15 +56,16 @@ class Objective:
     role_description: str = "candidate"
     what: str = "candidate"  # used in "invalid <what>: reason"
     direction: str = "lower score is better"
-    item_schema: dict = {"type": "string"}
-    item_grammar: Optional[str] = None
-    example: str = '"..."'
-    format_hint: str = ""
-    max_tokens_per_item: int = 96
+    value_format: ValueFormat = ValueFormat()
+    spec: Optional[dict] = None  # the spec it was built from (tgsci.domains.build_objective); None if built in Python
 
     def describe(self) -> str:
         """The goal in one or two sentences, for the LLM."""
         raise NotImplementedError
+
+    def describe_short(self) -> str:
+        """A title for tables and figures."""
+        return self.describe()
 
     def constraints(self) -> list[str]:
         return []
@@ -87,6 +95,11 @@ class Objective:
         """What identifies this objective in a run directory (a resumed run must match it)."""
         return {"kind": self.kind}
 
+    def references(self) -> list[tuple[str, Evaluation]]:
+        """Named designs to compare against (approved drugs, reference plans), evaluated like any
+        candidate; the run records them in its summary so reports never re-simulate."""
+        return []
+
     # Baseline proposers use these; an objective without them supports TGD only.
     def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
         raise NotImplementedError(f"{type(self).__name__} has no random neighbor operator")
@@ -100,3 +113,4 @@ class Objective:
 
     def close(self) -> None:
         """Release simulator processes and files."""
+

@@ -15,10 +15,14 @@ import random
 from pathlib import Path
 from typing import Optional
 
-from ..rundir import csv_text, write_text_atomic
+from simulators.files import write_text_atomic
+
+from ..formats import ValueFormat
+from ..tables import csv_text
 from .base import Evaluation, InvalidCandidate, Objective
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
+CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
 
 # GBNF for one SMILES inside JSON quotes, for the embedded model only (API models get a JSON
 # schema). A free SMILES grammar still let a 135M model write 7-membered aromatic rings and
@@ -44,11 +48,10 @@ class MoleculeObjective(Objective):
     kind = "molecule"
     role_description = "SMILES string of a candidate drug molecule"
     what = "molecule"
-    item_schema = {"type": "string", "minLength": 1, "maxLength": 200}
-    item_grammar = SMILES_GRAMMAR
-    example = '"<SMILES>"'
-    format_hint = "Each value is one SMILES string of a single neutral drug-like molecule."
-    max_tokens_per_item = 64
+    value_format = ValueFormat(
+        schema={"type": "string", "minLength": 1, "maxLength": 200}, grammar=SMILES_GRAMMAR, example='"<SMILES>"',
+        hint="Each value is one SMILES string of a single neutral drug-like molecule.", max_tokens_per_item=64,
+    )
 
     def __init__(
         self,
@@ -63,9 +66,11 @@ class MoleculeObjective(Objective):
         cache_dir: Optional[str] = None,
         n_workers: int = 1,
         compare_references: bool = True,
+        simulators: Optional[dict] = None,
     ) -> None:
+        """``simulators``: {target: object with ``evaluate(smiles) -> list[Measurement]``} to use
+        instead of Vina docking for those targets (tests, or a docking program of your own)."""
         from simulators.docking import DockingSettings
-        from simulators.targets import get_target
 
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
@@ -76,7 +81,7 @@ class MoleculeObjective(Objective):
         for name, w in weights.items():
             if not math.isfinite(float(w)):
                 raise ValueError(f"target weight for {name} must be finite")
-            self.weights[get_target(name).name] = float(w)  # raises with the list of valid names
+            self.weights[self._known(name)] = float(w)
         self.primary = next(iter(self.weights))
         self.aggregation = aggregation
         self.qed_weight = float(qed_weight)
@@ -95,8 +100,19 @@ class MoleculeObjective(Objective):
         self.cache_dir = cache_dir
         self.n_workers = n_workers
         self.compare_references = compare_references
-        self._simulators: dict = {}
+        self._simulators: dict = {self._known(t): sim for t, sim in (simulators or {}).items()}
         self._references: Optional[list[tuple[str, Evaluation]]] = None
+
+    @staticmethod
+    def _known(name: str) -> str:
+        from simulators.targets import get_target
+
+        return get_target(name).name  # raises with the list of valid names
+
+    @property
+    def simulations(self) -> int:
+        """Dockings actually run by this objective (cache hits excluded)."""
+        return sum(getattr(s, "misses", 0) for s in self._simulators.values())
 
     # ------------------------------------------------------------------ description
     def describe(self) -> str:
@@ -298,20 +314,17 @@ class MoleculeObjective(Objective):
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, run_dir, result) -> list[str]:
-        from ..plots import MOLECULE_PANELS, plot_trajectory
+        """molecules.csv (every candidate), references.csv, best.sdf (the best pose), trajectory.png."""
+        from ..domains.molecule import MoleculeDomain
+        from ..plots import plot_trajectory
 
         run_dir = Path(run_dir)
-        rows = []
-        for rec in result.steps:
-            for c in rec["candidates"]:
-                m = c.get("metrics") or {}
-                rows.append({"step": rec["step"], "smiles": c["value"], "score": c.get("score"), "error": c.get("error"), **{
-                    k: m.get(k) for k in ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
-                }})
-        write_text_atomic(run_dir / "molecules.csv", csv_text(rows))
-        refs = self.references()
-        ref_rows = [{"name": n, "smiles": e.value, "score": e.score, "vina": e.metrics.get("vina"), "qed": e.metrics.get("qed"), "error": e.error} for n, e in refs]
-        write_text_atomic(run_dir / "references.csv", csv_text(ref_rows))
+        rows = [{"step": rec.step, "smiles": c.value, "score": c.score, "error": c.error, **{k: c.metrics.get(k) for k in CSV_METRICS}}
+                for rec in result.steps for c in rec.candidates]
+        write_text_atomic(run_dir / "molecules.csv", csv_text(rows, ["step", "smiles", "score", "error", *CSV_METRICS]))
+        ref_rows = [{"name": n, "smiles": e.value, "score": e.score, "vina": e.metrics.get("vina"), "qed": e.metrics.get("qed"), "error": e.error}
+                    for n, e in result.references]
+        write_text_atomic(run_dir / "references.csv", csv_text(ref_rows, ["name", "smiles", "score", "vina", "qed", "error"]))
         files = ["molecules.csv", "references.csv"]
         if result.best.valid and self.aggregation != "qed":
             hit = self._simulator(self.primary).evaluate([result.best.value])[0]
@@ -319,7 +332,8 @@ class MoleculeObjective(Objective):
             if sdf:
                 write_text_atomic(run_dir / "best.sdf", sdf)
                 files.append("best.sdf")
-        plot_trajectory(result.steps, run_dir / "trajectory.png", MOLECULE_PANELS, refs, title=self.describe_short())
+        plot_trajectory(result.steps, run_dir / "trajectory.png", MoleculeDomain.trajectory_panels, result.references,
+                        title=self.describe_short())
         files.append("trajectory.png")
         return files
 

@@ -1,7 +1,10 @@
-"""Proposer interface: how a method turns the loop state into the next k candidates.
+"""The proposer interface: how a method turns what the loop knows into the next k candidates.
 
-TGD, random search and Graph GA are proposers behind this one interface, so a baseline
-runs through exactly the same loop, budget and run record as TGD.
+Modelled on Optuna's samplers: TGD, random search, Graph GA and TPE are one small class each
+behind ``Proposer``, so a baseline runs through exactly the same loop, budget and run record
+as TGD. The loop calls ``bind`` once per run, ``tell`` with every evaluated candidate and
+rejected proposal in loop order (also when a run resumes, so a proposer rebuilds its memory
+from the record), and ``propose`` once per step.
 """
 
 from __future__ import annotations
@@ -12,22 +15,37 @@ from typing import Optional
 
 from ..engine import Usage
 from ..objectives.base import Evaluation, Objective
-from ..optim import History, ProposalFailure
+from ..optim import ProposalFailure
 
 
 @dataclass
 class LoopState:
+    """What a proposer may read: the objective, start, current and best candidates, every
+    evaluation so far, and the run's RNG (re-seeded per step, so a resumed run draws the same)."""
+
     objective: Objective
     start: Evaluation
     current: Evaluation
     best: Evaluation
-    evaluations: list[Evaluation]
-    history: History
     rng: random.Random
     step: int = 0
+    evaluations: list[Evaluation] = field(default_factory=list)
+    _by_value: dict[str, Evaluation] = field(default_factory=dict, repr=False)
+
+    def add(self, evaluations: list[Evaluation]) -> None:
+        for ev in evaluations:
+            self.evaluations.append(ev)
+            self._by_value.setdefault(ev.value, ev)
 
     def tried(self) -> set[str]:
-        return {e.value for e in self.evaluations}
+        """Every value evaluated so far."""
+        return set(self._by_value)
+
+    def measurement(self, value: str) -> Evaluation:
+        """The evaluation of ``value``: the loop's own when it has one, else simulated now."""
+        if value not in self._by_value:
+            self.add(self.objective.evaluate([value]))
+        return self._by_value[value]
 
 
 @dataclass
@@ -42,6 +60,12 @@ class Proposal:
 
 class Proposer:
     name = "base"
+
+    def bind(self, state: LoopState) -> None:
+        """Called once per run, before the first ``tell``."""
+
+    def tell(self, evaluations: list[Evaluation], failures: list[ProposalFailure]) -> None:
+        """What the loop evaluated (and rejected) since the last call."""
 
     def propose(self, state: LoopState, k: int) -> Proposal:
         raise NotImplementedError

@@ -1,9 +1,19 @@
-"""The TGD proposer: verbalized result -> feedback (1 LLM call) -> k proposals (1 LLM call + retries)."""
+"""The TGD proposer: the PyTorch-like primitives, one set per run.
+
+Bound once per run: the variable ``x``, the simulator call (the objective's evaluation of a
+value in words), and one ``TGD`` that owns the bounded history and the objective's value
+format. Each step is the three lines the primitives notebook teaches::
+
+    loss = self.simulator(x)          # forward: the simulator's numbers, verbalized
+    loss.backward(self.feedback_engine)  # the textual gradient on x (1 LLM call)
+    self.tgd.step()                   # k validated proposals (1 LLM call + bounded retries)
+"""
 
 from __future__ import annotations
 
+from ..engine import EngineError, Usage
 from ..functions import SimulatorCall
-from ..optim import TGD
+from ..optim import TGD, History
 from ..variable import Variable
 from .base import LoopState, Proposal, Proposer
 
@@ -11,10 +21,16 @@ from .base import LoopState, Proposal, Proposer
 class TGDProposer(Proposer):
     name = "tgd"
 
-    def __init__(self, feedback_engine, optimizer_engine=None, max_retries: int = 1):
-        self.feedback_engine = feedback_engine
-        self.optimizer_engine = optimizer_engine or feedback_engine
+    def __init__(self, engine=None, optimizer_engine=None, max_retries: int = 1, history_best: int = 3, history_recent: int = 3):
+        if engine is None:
+            from ..engine import Engine
+
+            engine = Engine()  # the embedded model
+        self.feedback_engine = engine
+        self.optimizer_engine = optimizer_engine or engine
         self.max_retries = max_retries
+        self.history_best = history_best
+        self.history_recent = history_recent
 
     def describe(self) -> dict:
         return {
@@ -22,38 +38,48 @@ class TGDProposer(Proposer):
             "feedback_engine": self.feedback_engine.describe(),
             "optimizer_engine": self.optimizer_engine.describe(),
             "max_retries": self.max_retries,
+            "history": {"best": self.history_best, "recent": self.history_recent},
         }
 
-    def propose(self, state: LoopState, k: int) -> Proposal:
+    def bind(self, state: LoopState) -> None:
         objective = state.objective
-        current = state.current
-        verbal = objective.verbalize(current, state.start, state.best)
-        variable = Variable(current.value, role_description=objective.role_description)
-        # The measurement already exists: the simulator call only replays it into the graph.
-        loss = SimulatorCall(lambda _value: (current, verbal), objective.describe())(variable)
-        loss.backward(self.feedback_engine)
-        optimizer = TGD(
-            [variable],
-            self.optimizer_engine,
-            constraints=objective.constraints(),
-            n_proposals=k,
-            history=state.history,
-            validate=objective.validate,
-            objective=objective.describe(),
-            item_schema=objective.item_schema,
-            item_grammar=objective.item_grammar,
-            example=objective.example,
-            format_hint=objective.format_hint,
-            max_retries=self.max_retries,
-            max_tokens_per_item=objective.max_tokens_per_item,
-            seed=state.rng.randrange(2**31),  # state.rng is seeded per (run seed, step): resumable
+        self.objective = objective
+        self.x = Variable(state.current.value, role_description=objective.role_description)
+
+        def simulate(value: str):
+            ev = state.measurement(value)
+            return ev, objective.verbalize(ev, state.start, state.best)
+
+        self.simulator = SimulatorCall(simulate, objective.describe())
+        self.tgd = TGD(
+            [self.x], self.optimizer_engine, value_format=objective.value_format, objective=objective.describe(),
+            constraints=objective.constraints(), validate=objective.validate, max_retries=self.max_retries,
+            history=History(self.history_best, self.history_recent, objective.direction),
             min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
         )
-        result = optimizer.propose(variable)
-        return Proposal(
-            values=result.values,
-            failures=result.failures,
-            loss=verbal,
-            feedback=variable.gradient_text(),
-            replies=result.replies,
-        )
+
+    def tell(self, evaluations, failures) -> None:
+        for ev in evaluations:
+            self.tgd.remember(ev.value, ev.score if ev.valid else None, self.objective.summarize(ev))
+        for f in failures:
+            self.tgd.remember(f.text, None, self.objective.invalid_text(f.reason))
+
+    def propose(self, state: LoopState, k: int) -> Proposal:
+        x, tgd = self.x, self.tgd
+        tgd.zero_grad()
+        x.set_value(state.current.value)
+        tgd.n_proposals = k
+        tgd.seed = state.rng.randrange(2**31)  # the loop re-seeds its RNG per step: resumable
+        usage = Usage()
+        try:
+            loss = self.simulator(x)
+            loss.backward(self.feedback_engine)
+            for g in x.gradients:
+                usage.add(g.data.get("usage") or Usage())
+            [result] = tgd.step()
+        except EngineError as exc:
+            exc.usage = usage.plus(getattr(exc, "usage", None))  # what this step spent before failing
+            raise
+        usage.add(result.usage)
+        return Proposal(values=result.values, failures=result.failures, loss=loss.value,
+                        feedback=x.gradient_text(), replies=result.replies, usage=usage)

@@ -2,11 +2,11 @@
 
 Works with any objective that exposes ``search_space() -> {name: (low, high)}`` (positive
 bounds, searched on a log scale), ``to_params(value) -> {name: float}`` and validates the
-JSON object ``{name: number}`` as a candidate (the plan objective does). Every evaluation in the loop
-state that Optuna has not been told about yet (the start, earlier steps, a resumed run's
-history) is added with ``study.add_trial`` before asking, so TPE models exactly what the loop
-evaluated, under the same budget as every other method. Parameters outside the search
-space are clipped into it when told (a weight of 0 becomes the lower bound).
+JSON object ``{name: number}`` as a candidate (the plan objective does). Every evaluation the
+loop tells (the start, each step, a resumed run's history) is added with ``study.add_trial``,
+so TPE models exactly what the loop evaluated, under the same budget as every other method.
+Parameters outside the search space are clipped into it when told (a weight of 0 becomes the
+lower bound).
 
 Determinism: the sampler is re-seeded from the loop's per-step RNG before each step, and the
 study holds only told evaluations in loop order (asked trials are closed as FAIL right away;
@@ -34,8 +34,7 @@ class TPEProposer(Proposer):
         self.multivariate = multivariate
         self.max_tries_per_item = max_tries_per_item
         self._study = None
-        self._told: set[str] = set()
-        self._space: dict | None = None
+        self._told = 0
 
     def describe(self) -> dict:
         return {
@@ -44,7 +43,7 @@ class TPEProposer(Proposer):
         }
 
     # ------------------------------------------------------------------ optuna plumbing
-    def _distributions(self, objective) -> dict:
+    def _make_distributions(self, objective) -> dict:
         from optuna.distributions import FloatDistribution
 
         if not hasattr(objective, "search_space"):
@@ -53,7 +52,6 @@ class TPEProposer(Proposer):
         for name, (low, high) in space.items():
             if not (0 < low < high and math.isfinite(high)):
                 raise ValueError(f"search space of {name!r} must satisfy 0 < low < high, got ({low}, {high})")
-        self._space = space
         return {n: FloatDistribution(low, high, log=True) for n, (low, high) in space.items()}
 
     def _sampler(self, seed: int):
@@ -67,18 +65,26 @@ class TPEProposer(Proposer):
                 warn_independent_sampling=False,
             )
 
-    def _tell_new(self, state: LoopState, distributions: dict) -> int:
-        """Add every loop evaluation Optuna has not seen yet; returns how many were added."""
+    # ------------------------------------------------------------------ Proposer
+    def bind(self, state: LoopState) -> None:
+        import optuna
+
+        self._objective = state.objective
+        self._distributions = self._make_distributions(state.objective)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("optuna").setLevel(logging.WARNING)
+        self._study = optuna.create_study(direction="minimize", sampler=self._sampler(0))
+        self._told = 0
+
+    def tell(self, evaluations, failures) -> None:
+        """Add each evaluation as a finished trial (complete, or failed when invalid)."""
         import optuna
         from optuna.trial import TrialState, create_trial
 
-        added = 0
-        for ev in state.evaluations:
-            if ev.value in self._told:
-                continue
-            self._told.add(ev.value)
+        distributions = self._distributions
+        for ev in evaluations:
             try:
-                params = state.objective.to_params(ev.value)
+                params = self._objective.to_params(ev.value)
             except (ValueError, TypeError, AttributeError):
                 continue  # an unparseable (invalid) value tells TPE nothing
             if set(params) != set(distributions):
@@ -91,21 +97,13 @@ class TPEProposer(Proposer):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self._study.add_trial(trial)
-            added += 1
-        return added
+            self._told += 1
 
-    # ------------------------------------------------------------------ Proposer
     def propose(self, state: LoopState, k: int) -> Proposal:
-        import optuna
         from optuna.trial import TrialState
 
         objective = state.objective
-        distributions = self._distributions(objective)
-        if self._study is None:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            logging.getLogger("optuna").setLevel(logging.WARNING)
-            self._study = optuna.create_study(direction="minimize", sampler=self._sampler(0))
-        told = self._tell_new(state, distributions)
+        distributions = self._distributions
         self._study.sampler = self._sampler(state.rng.randrange(2**31))
         tried, taken, values = state.tried(), set(), []
         asked = []
@@ -118,11 +116,11 @@ class TPEProposer(Proposer):
             if value is not None:
                 taken.add(value)
                 values.append(value)
-        for trial in asked:  # results arrive through state.evaluations next step (add_trial)
+        for trial in asked:  # their results arrive through tell() (add_trial)
             self._study.tell(trial, state=TrialState.FAIL)
         n_complete = len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         phase = "random start-up" if n_complete < self.n_startup_trials else "TPE"
-        return Proposal(values=values, loss=f"TPE ({phase}) on {n_complete} completed evaluations; {told} newly told")
+        return Proposal(values=values, loss=f"TPE ({phase}) on {n_complete} completed evaluations of {self._told} told")
 
 
 def params_json(params: dict) -> str:

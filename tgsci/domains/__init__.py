@@ -1,0 +1,156 @@
+"""Domains are plug-ins: the one place that builds objectives from specs and reports their runs.
+
+A spec is a dict or a TOML table naming a ``kind`` and its options::
+
+    {"kind": "molecule", "target": "PPARA", "aggregation": "vina", "docking": {"exhaustiveness": 4}}
+    {"kind": "plan", "case": "tg119", "fast": True}
+
+``build_objective(spec)`` checks it (unknown keys, targets and cases are ``SpecError`` at once,
+before any simulator starts) and builds the objective. Each domain registers a ``Domain``: its
+spec parser, its start values, its report sections, its CSV and sweep-summary columns and
+panels; the CLI, sweeps, notebooks and reports ask the registry, and nobody else switches on
+the kind. Objectives made in Python (a plain function, your own subclass) get the generic
+domain in reports.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ..objectives.base import Evaluation, Objective
+    from ..record import RunConfig, RunRecord
+
+
+class SpecError(ValueError):
+    """A spec names an unknown kind, key, target or case, or a value of the wrong type.
+
+    ``key`` (and ``table``) say where, so a sweep file can point at the line.
+    """
+
+    def __init__(self, message: str, key: Optional[str] = None, table: Optional[str] = None):
+        super().__init__(message)
+        self.key = key
+        self.table = table
+
+
+class Domain:
+    """The generic domain; molecule and plan subclass it. Methods get specs already checked."""
+
+    kind = "objective"
+    subject = "subject"  # the spec key a sweep varies: "target", "case"
+    subjects_key = "subjects"  # its plural in sweep files: "targets", "cases"
+    option_keys: tuple[str, ...] = ()  # keys allowed besides kind and subject
+    methods: tuple[str, ...] = ("tgd",)  # proposers (tgsci.proposers) its objectives support
+    trajectory_panels = [("score", "score (lower is better)")]
+    value_column = "best_value"  # the sweep-summary column of the best value
+    summary_columns: list[str] = []  # per-run sweep columns read from the best candidate
+    reference_metrics: tuple[str, ...] = ()  # ref_<metric> columns; the first picks the best reference (else the score)
+    # sweep figure panels: (summary column, axis label, reference metric drawn as a bar or None, y limits or None)
+    summary_panels: list[tuple] = [("best_score", "best score\nlower is better", None, None)]
+
+    # ------------------------------------------------------------------ specs
+    def check(self, spec: dict) -> dict:
+        """The spec with defaults filled in and values normalized; SpecError otherwise. Cheap."""
+        raise SpecError(f"objectives of kind {self.kind!r} are built in Python, not from a spec")
+
+    def build(self, spec: dict) -> "Objective":
+        raise SpecError(f"objectives of kind {self.kind!r} are built in Python, not from a spec")
+
+    def subjects(self, value: Any) -> list[str]:
+        """A sweep's subjects: ``"all"`` or a list of names, each checked."""
+        raise SpecError(f"kind {self.kind!r} cannot be swept")
+
+    def start(self, spec: dict, value: Optional[str]) -> str:
+        """The normalized start for ``value`` (None or "default": the domain's own); SpecError if invalid."""
+        if value is None:
+            raise SpecError("give a start value")
+        return value
+
+    def unknown_keys(self, spec: dict, table: Optional[str] = None) -> None:
+        allowed = ("kind", self.subject) + self.option_keys
+        for key in spec:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SpecError(f"unknown option {key!r} for a {self.kind} objective{hint}; valid: {', '.join(allowed)}", key, table)
+
+    # ------------------------------------------------------------------ reports
+    def objective_text(self, config: "RunConfig") -> str:
+        return str(config.objective.get("kind", "objective"))
+
+    def report_sections(self, run: "RunRecord") -> list[tuple[str, str]]:
+        from ..html import html_table
+
+        rows = [{"step": step, "value": c.value, "score": c.score, "result": c.text, "error": c.error or ""}
+                for step, c in run.candidates()]
+        return [(f"Candidates ({len(rows)})", html_table(rows))]
+
+    def overview_rows(self, config: "RunConfig") -> list[tuple[str, str]]:
+        """Extra (label, text) rows of the report's summary table."""
+        return []
+
+    def summary_values(self, best: "Evaluation") -> dict:
+        """The ``summary_columns`` of one run's best candidate."""
+        return {}
+
+    result_columns: dict[str, tuple[str, str]] = {}  # CLI table: column -> (metric, format spec)
+
+    def result_rows(self, result, objective) -> list[tuple[str, "Evaluation"]]:
+        """(label, evaluation) rows the CLI prints after a run."""
+        return [("start", result.start), ("best", result.best)]
+
+
+GENERIC = Domain()
+_REGISTRY: dict[str, Domain] = {}
+
+
+def register(domain: Domain) -> Domain:
+    _REGISTRY[domain.kind] = domain
+    return domain
+
+
+def kinds() -> list[str]:
+    _load_builtin()
+    return list(_REGISTRY)
+
+
+def get_domain(kind: str) -> Domain:
+    """The registered domain of ``kind``; SpecError lists the known kinds."""
+    _load_builtin()
+    if kind not in _REGISTRY:
+        raise SpecError(f"unknown kind {kind!r}; choose one of: {', '.join(_REGISTRY)}", "kind")
+    return _REGISTRY[kind]
+
+
+def domain_for(kind: str) -> Domain:
+    """For reports: the registered domain, or the generic one (objectives made in Python)."""
+    _load_builtin()
+    return _REGISTRY.get(kind, GENERIC)
+
+
+def check_spec(spec: dict, table: Optional[str] = None) -> dict:
+    """The normalized spec (``kind`` defaults to "molecule"); SpecError says what is wrong."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"an objective spec must be a table (dict), not {type(spec).__name__}")
+    spec = {"kind": "molecule", **spec}
+    domain = get_domain(spec["kind"])
+    domain.unknown_keys(spec, table)
+    return domain.check(spec)
+
+
+def build_objective(spec: dict) -> "Objective":
+    """Check ``spec`` and build its objective; the objective keeps the spec (``objective.spec``)."""
+    spec = check_spec(spec)
+    objective = get_domain(spec["kind"]).build(spec)
+    objective.spec = spec
+    return objective
+
+
+def _load_builtin() -> None:
+    if not _REGISTRY:
+        from . import molecule, plan  # noqa: F401 - each registers itself
+
+
+__all__ = ["SpecError", "Domain", "GENERIC", "register", "kinds", "get_domain", "domain_for", "check_spec", "build_objective"]

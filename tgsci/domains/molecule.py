@@ -1,0 +1,211 @@
+"""The molecule domain: spec -> MoleculeObjective, and how molecule runs are reported.
+
+Spec (a dict or TOML table; every key but ``target`` optional)::
+
+    kind = "molecule"
+    target = "PPARA"                  # or a table of weights: {JAK2 = 1, LCK = -1}
+    off_targets = ["LCK"]             # weight -1 each (selectivity)
+    aggregation = "dockstring"        # dockstring | vina | qed
+    qed_weight = 10.0
+    scaffold = "c1ccccc1C(=O)O"       # SMARTS every proposal keeps
+    max_mol_weight = 450
+    constraints = ["no ester"]        # extra words for the LLM
+    compare_references = true         # dock the target's approved drugs for comparison
+    docking = {exhaustiveness = 8, seed = 974528263, cpu = 0, limits = {max_heavy_atoms = 60}}
+    docking_workers = 1
+    cache_dir = "~/.cache/tgsci"
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from ..html import html_table, molecule_image
+from . import Domain, SpecError, register
+
+DEFAULT_START = "c1ccccc1"
+DOCKING_KEYS = ("exhaustiveness", "seed", "n_poses", "ph", "writer", "cpu", "timeout_s", "memory_limit_mb", "limits")
+LIMIT_KEYS = ("max_heavy_atoms", "max_rotatable_bonds", "allow_fragments")
+
+
+class MoleculeDomain(Domain):
+    kind = "molecule"
+    subject = "target"
+    subjects_key = "targets"
+    option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
+                   "compare_references", "docking", "docking_workers", "cache_dir")
+    methods = ("tgd", "random", "graph-ga")
+    trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
+    value_column = "best_smiles"
+    summary_columns = ["best_vina", "best_qed"]
+    reference_metrics = ("vina", "qed")  # ref_<metric> columns; the first picks the best reference
+    summary_panels = [("best_vina", "best Vina (kcal/mol)\nlower is better", "vina", None),
+                      ("best_qed", "QED of the best molecule\nhigher is better", "qed", (0, 1))]
+
+    # ------------------------------------------------------------------ specs
+    def check(self, spec: dict) -> dict:
+        from ..objectives.molecule import AGGREGATIONS
+
+        out = dict(spec)
+        if "target" not in out:
+            raise SpecError("a molecule spec needs target (a DOCKSTRING name, or a table of weights)", "target")
+        out["target"] = self._target(out["target"])
+        off = out.get("off_targets", [])
+        if isinstance(off, str):
+            off = [off]
+        if not isinstance(off, list) or not all(isinstance(t, str) for t in off):
+            raise SpecError("off_targets must be a list of target names", "off_targets")
+        out["off_targets"] = [self._name(t, "off_targets") for t in off]
+        out.setdefault("aggregation", "dockstring")
+        if out["aggregation"] not in AGGREGATIONS:
+            raise SpecError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {out['aggregation']!r}", "aggregation")
+        for key in ("qed_weight", "max_mol_weight"):
+            if key in out and not _number(out[key]):
+                raise SpecError(f"{key} must be a finite number, not {out[key]!r}", key)
+        if "compare_references" in out and not isinstance(out["compare_references"], bool):
+            raise SpecError("compare_references must be true or false", "compare_references")
+        if "constraints" in out and not (isinstance(out["constraints"], list) and all(isinstance(c, str) for c in out["constraints"])):
+            raise SpecError("constraints must be a list of strings", "constraints")
+        if out.get("scaffold") is not None:
+            from rdkit import Chem
+
+            if not isinstance(out["scaffold"], str) or Chem.MolFromSmarts(out["scaffold"]) is None:
+                raise SpecError(f"cannot parse scaffold {out['scaffold']!r} as SMARTS/SMILES", "scaffold")
+        workers = out.get("docking_workers", 1)
+        if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+            raise SpecError("docking_workers must be an integer >= 1", "docking_workers")
+        if out.get("cache_dir") is not None and not isinstance(out["cache_dir"], str):
+            raise SpecError("cache_dir must be a path string", "cache_dir")
+        out["docking"] = self._docking(out.get("docking") or {})
+        return out
+
+    def _name(self, name: str, key: str) -> str:
+        from simulators.targets import UnknownTargetError, get_target
+
+        try:
+            return get_target(name).name
+        except UnknownTargetError as exc:
+            raise SpecError(str(exc), key) from None
+
+    def _target(self, value: Any) -> str | dict:
+        if isinstance(value, str):
+            return self._name(value, "target")
+        if isinstance(value, dict) and value:
+            weights = {}
+            for name, w in value.items():
+                if not _number(w):
+                    raise SpecError(f"the weight of target {name} must be a finite number, not {w!r}", "target")
+                weights[self._name(name, "target")] = float(w)
+            return weights
+        raise SpecError("target must be a target name or a non-empty table of name = weight", "target")
+
+    def _docking(self, table: dict) -> dict:
+        from simulators.docking import DockingSettings
+        from simulators.molecule_checks import LigandLimits
+
+        if not isinstance(table, dict):
+            raise SpecError("docking must be a table of Vina settings", "docking")
+        for key in table:
+            if key not in DOCKING_KEYS:
+                raise SpecError(f"unknown docking setting {key!r}; valid: {', '.join(DOCKING_KEYS)}", key, "docking")
+        limits = table.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise SpecError("docking.limits must be a table", "limits", "docking")
+        for key in limits:
+            if key not in LIMIT_KEYS:
+                raise SpecError(f"unknown docking limit {key!r}; valid: {', '.join(LIMIT_KEYS)}", key, "docking.limits")
+        for key in ("exhaustiveness", "n_poses", "cpu", "seed", "memory_limit_mb"):
+            if key in table and not (isinstance(table[key], int) and not isinstance(table[key], bool)):
+                raise SpecError(f"docking.{key} must be an integer, not {table[key]!r}", key, "docking")
+        try:
+            DockingSettings(**{**table, "limits": LigandLimits(**limits)})
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"docking settings: {exc}", None, "docking") from None
+        return dict(table)
+
+    def build(self, spec: dict):
+        from simulators.docking import DockingSettings
+        from simulators.molecule_checks import LigandLimits
+
+        from ..objectives.molecule import MoleculeObjective
+
+        docking = dict(spec["docking"])
+        limits = docking.pop("limits", None)
+        settings = DockingSettings(**docking, **({"limits": LigandLimits(**limits)} if limits else {}))
+        target = spec["target"]
+        weights = {target: 1.0} if isinstance(target, str) else dict(target)
+        weights.update({t: -1.0 for t in spec["off_targets"]})
+        options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references", "cache_dir") if k in spec}
+        return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 1),
+                                 extra_constraints=tuple(spec.get("constraints", ())), **options)
+
+    def subjects(self, value: Any) -> list[str]:
+        from simulators.targets import target_names
+
+        if value == "all":
+            return target_names()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise SpecError('targets must be "all" or a non-empty list of target names', self.subjects_key)
+        return list(dict.fromkeys(self._name(v, self.subjects_key) for v in value))
+
+    def start(self, spec: dict, value: Optional[str]) -> str:
+        from simulators.molecule_checks import LigandError, canonical_smiles
+
+        value = DEFAULT_START if value in (None, "default") else value
+        try:
+            return canonical_smiles(value)
+        except LigandError as exc:
+            raise SpecError(f"start {value!r} is not a valid molecule: {exc}", "starts") from None
+
+    # ------------------------------------------------------------------ reports
+    def objective_text(self, config) -> str:
+        obj = config.objective
+        targets = ", ".join(f"{t} (weight {w:g})" for t, w in (obj.get("targets") or {}).items())
+        return f"molecule: {targets}; score {obj.get('aggregation', '?')} (lower is better)"
+
+    def report_sections(self, run) -> list[tuple[str, str]]:
+        sections = []
+        pair = [{"": label, "molecule": molecule_image(ev.value, legend=label), **_columns(ev)}
+                for label, ev in (("start", run.start), ("best", run.best)) if ev is not None]
+        sections.append(("Start and best", html_table(pair, raw=["molecule"])))
+        if run.references:
+            rows = [{"approved drug": name, "molecule": molecule_image(ev.value, legend=name), **_columns(ev)}
+                    for name, ev in run.references]
+            sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
+        valid = sorted(((s, c) for s, c in run.candidates() if c.valid), key=lambda sc: sc[1].score)
+        shown = valid[:MAX_CANDIDATE_ROWS]
+        rows = [{"rank": i + 1, "molecule": molecule_image(c.value, size=(200, 150)), "step": s, **_columns(c)}
+                for i, (s, c) in enumerate(shown)]
+        more = f"<p>{len(valid) - len(shown)} more in molecules.csv.</p>" if len(valid) > len(shown) else ""
+        sections.append((f"Candidates ({len(valid)} valid, best first)", html_table(rows, raw=["molecule"], css_class="candidates") + more))
+        if (run.path / "best.sdf").is_file():
+            sections.append(("Best pose", "<p>The best docked pose is in <code>best.sdf</code> (open it with the receptor in "
+                                          "PyMOL or ChimeraX; <code>notebooks/molecule_design.ipynb</code> shows it in 3D).</p>"))
+        return sections
+
+    def summary_values(self, best) -> dict:
+        return {"best_vina": best.metrics.get("vina"), "best_qed": best.metrics.get("qed")}
+
+    result_columns = {"Vina kcal/mol": ("vina", ".1f"), "QED": ("qed", ".2f")}
+
+    def result_rows(self, result, objective) -> list:
+        return super().result_rows(result, objective) + [(f"{n} (drug)", e) for n, e in result.references]
+
+
+MAX_CANDIDATE_ROWS = 60
+
+
+def _columns(ev) -> dict:
+    m = ev.metrics
+    return {"SMILES": ev.value, "score": ev.score, "Vina (kcal/mol)": m.get("vina"), "QED": m.get("qed"),
+            "SA": m.get("sa"), "MW (g/mol)": m.get("mol_weight"), "error": ev.error or ""}
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+register(MoleculeDomain())

@@ -1,0 +1,196 @@
+"""The plan domain: spec -> PlanObjective, and how treatment-plan runs are reported.
+
+Spec (a dict or TOML table; every key but ``case`` optional)::
+
+    kind = "plan"
+    case = "tg119"                    # a case in targets/cases
+    fast = true                       # the case's [plan.fast] settings (quick trials, tests)
+    dose_grid_mm = 5                  # plan settings override the case's: machine, gantry_angles,
+    max_iter = 100                    #   couch_angles, bixel_width_mm, dose_grid_mm, max_iter, memory_gb
+    threads = 2                       # dose engine: threads, check_memory, use_result_cache
+    cache_dir = "~/.cache/tgsci/dose"
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any, Optional
+
+from ..html import figures, html_table
+from . import Domain, SpecError, register
+
+SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb")
+ENGINE_KEYS = ("threads", "check_memory", "use_result_cache", "cache_dir")
+
+
+class PlanDomain(Domain):
+    kind = "plan"
+    subject = "case"
+    subjects_key = "cases"
+    option_keys = ("fast",) + SETTING_KEYS + ENGINE_KEYS
+    methods = ("tgd", "random", "graph-ga", "tpe")
+    trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
+    summary_columns = ["best_goals_met"]
+
+    # ------------------------------------------------------------------ specs
+    def check(self, spec: dict) -> dict:
+        out = dict(spec)
+        if "case" not in out:
+            raise SpecError("a plan spec needs case (a case name; see targets/cases)", "case")
+        out["case"] = self._name(out["case"], "case")
+        out["fast"] = out.get("fast", False)
+        if not isinstance(out["fast"], bool):
+            raise SpecError("fast must be true or false", "fast")
+        for key in ("check_memory", "use_result_cache"):
+            if key in out and not isinstance(out[key], bool):
+                raise SpecError(f"{key} must be true or false", key)
+        if "threads" in out and not (isinstance(out["threads"], int) and not isinstance(out["threads"], bool) and out["threads"] >= 1):
+            raise SpecError("threads must be an integer >= 1", "threads")
+        if out.get("cache_dir") is not None and not isinstance(out["cache_dir"], str):
+            raise SpecError("cache_dir must be a path string", "cache_dir")
+        for key in SETTING_KEYS:
+            if key in out and not _setting_ok(key, out[key]):
+                raise SpecError(f"{key} must be {SETTING_RULES[key]}, not {out[key]!r}", key)
+        self.case(out)  # the manifest and every setting are checked here, before any dose work
+        return out
+
+    def case(self, spec: dict):
+        """The CaseSpec of a checked spec (manifest plus setting overrides)."""
+        from simulators.dose.cases import load_case
+
+        settings = {k: spec[k] for k in SETTING_KEYS if k in spec}
+        try:
+            return load_case(spec["case"], fast=spec.get("fast", False), **settings)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SpecError(f"case {spec['case']!r}: {exc}", next(iter(settings), "case")) from None
+
+    def _name(self, name: Any, key: str) -> str:
+        from simulators.dose.cases import list_cases
+
+        valid = list_cases()
+        lower = {c.lower(): c for c in valid}
+        if not isinstance(name, str) or name.lower() not in lower:
+            close = difflib.get_close_matches(str(name).lower(), list(lower), n=2)
+            hint = f" Did you mean {', '.join(lower[c] for c in close)}?" if close else ""
+            raise SpecError(f"unknown case {name!r}.{hint} Valid cases: {', '.join(valid)}", key)
+        return lower[name.lower()]
+
+    def build(self, spec: dict):
+        from ..objectives.plan import PlanObjective
+
+        engine = {k: spec[k] for k in ("threads", "check_memory") if k in spec}
+        return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True), **engine)
+
+    def subjects(self, value: Any) -> list[str]:
+        from simulators.dose.cases import list_cases
+
+        if value == "all":
+            return list_cases()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise SpecError('cases must be "all" or a non-empty list of case names', self.subjects_key)
+        return list(dict.fromkeys(self._name(v, self.subjects_key) for v in value))
+
+    def start(self, spec: dict, value: Optional[str]) -> str:
+        from simulators.dose.weights import canonical_weights
+
+        from ..objectives.base import InvalidCandidate
+        from ..objectives.plan import parse_weights
+
+        case = self.case(spec)
+        if value in (None, "default"):
+            return canonical_weights(case.start_weights())
+        try:
+            return parse_weights(case, value)
+        except InvalidCandidate as exc:
+            raise SpecError(f"start {value!r} is not a weight vector of case {case.name}: {exc}", "starts") from None
+
+    # ------------------------------------------------------------------ reports
+    def objective_text(self, config) -> str:
+        obj = config.objective
+        plan = obj.get("plan") or {}
+        return (f"IMRT plan weights, case {obj.get('case', '?')} ({plan.get('variant', '?')} settings, "
+                f"{len(plan.get('gantry_angles') or [])} beams, {plan.get('dose_grid_mm', '?')} mm dose grid, "
+                f"prescription {obj.get('prescription_gy', '?')} Gy)")
+
+    def overview_rows(self, config) -> list[tuple[str, str]]:
+        return [("clinical goals", "; ".join(g.label for g in goals_of(config)))]
+
+    def report_sections(self, run) -> list[tuple[str, str]]:
+        dose = figures(run.path, [
+            ("dvh.png", "DVH", "Dose-volume histograms, start (dashed) vs best (solid); dose in Gy, volume in %."),
+            ("dose_slice.png", "dose slice", "Dose (Gy) of the best plan on the target's central slice, with contours."),
+        ])
+        sections = [("Dose", dose or "<p>DVH and dose slice are written when the run finishes.</p>"),
+                    ("Clinical goals per step (the step's best plan)", html_table(goal_rows(run)))]
+        weights = []
+        for label, ev in (("start", run.start), ("best", run.best)):
+            try:
+                w = json.loads(ev.value) if ev is not None else {}
+            except json.JSONDecodeError:
+                w = {}
+            weights.append({"": label, **(w if isinstance(w, dict) else {}), "score": ev.score if ev else None})
+        sections.append(("Objective weights", html_table(weights)))
+        rows = [{"step": s, "weights": c.value, "score": c.score,
+                 "goals met": f"{c.metrics.get('goals_met', '-')}/{c.metrics.get('goals_total', '-')}", "error": c.error or ""}
+                for s, c in run.candidates()]
+        sections.append((f"Plans evaluated ({len(rows)})", html_table(rows)))
+        return sections
+
+    result_columns = {"goals met": ("goals_met", "d"), "of": ("goals_total", "d")}
+
+    def summary_values(self, best) -> dict:
+        m = best.metrics
+        return {"best_goals_met": f"{m['goals_met']}/{m['goals_total']}" if "goals_met" in m else None}
+
+
+SETTING_RULES = {
+    "machine": "a machine name", "gantry_angles": "a list of angles in degrees", "couch_angles": "a list of angles in degrees",
+    "bixel_width_mm": "a positive number", "dose_grid_mm": "a positive number", "max_iter": "an integer >= 1",
+    "memory_gb": "a positive number",
+}
+
+
+def _setting_ok(key: str, value) -> bool:
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
+    if key == "machine":
+        return isinstance(value, str) and bool(value)
+    if key in ("gantry_angles", "couch_angles"):
+        return isinstance(value, list) and bool(value) and all(number(a) for a in value)
+    if key == "max_iter":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return number(value) and value > 0
+
+
+def goals_of(config) -> list:
+    """The clinical goals a run was judged against, rebuilt from the record (stored as data)."""
+    from simulators.dose.cases import GoalSpec
+
+    return [GoalSpec(**g) for g in config.objective.get("goals") or []]
+
+
+def goal_rows(run) -> list[dict]:
+    """Per step, the step's best plan checked against every clinical goal of the case."""
+    goals = goals_of(run.config)
+    rows = []
+    for rec in run.steps:
+        valid = [c for c in rec.candidates if c.valid]
+        if not valid:
+            rows.append({"step": rec.step, "score": None, "goals met": "no new valid plan"})
+            continue
+        c = min(valid, key=lambda c: c.score)
+        m = c.metrics
+        row = {"step": rec.step, "score": round(c.score, 3), "goals met": f"{m.get('goals_met', '?')}/{m.get('goals_total', len(goals))}"}
+        for g in goals:
+            value = m.get(g.key)
+            unit = "%" if g.unit == "%" else " Gy"
+            row[g.label] = "-" if value is None else f"{value:.1f}{unit} {'met' if g.met(value) else 'MISSED'}"
+        rows.append(row)
+    return rows
+
+
+register(PlanDomain())
