@@ -6,6 +6,7 @@ with meeko), the largest disagreement, the wall time of each side and the ratio,
 latency of a cache hit. Writes results/docking_agreement.json (the agreement test reads it).
 
     python benchmarks/docking_throughput.py [--ligands 10] [--targets PPARA,JAK2,DRD2]
+    python benchmarks/docking_throughput.py --recorded   # re-dock through the product path only, against the recorded dockstring scores
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ def main() -> None:
     parser.add_argument("--ligands", type=int, default=10)
     parser.add_argument("--targets", default="PPARA,JAK2,DRD2")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "docking_agreement.json"))
+    parser.add_argument("--recorded", action="store_true",
+                        help="dock the recorded panel through build_objective()/evaluate() (meeko) and compare with the recorded dockstring scores")
     args = parser.parse_args()
+    if args.recorded:
+        return recorded_agreement(Path(args.out))
 
     from simulators.docking import DockingSettings, DockingSimulator
     from dockstring import load_target
@@ -96,6 +101,31 @@ def main() -> None:
     print(f"cache hit (median) {hit * 1000:.2f} ms vs a docking {per_dock:.1f} s: {per_dock / hit:,.0f}x")
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def recorded_agreement(path: Path) -> None:
+    """The molecule objective's docking (the path the loop uses) against dockstring's recorded scores."""
+    from tgsci import build_objective
+
+    recorded = json.loads(path.read_text())
+    rows = [r for r in recorded["rows"] if r["dockstring"] is not None]
+    diffs, wall = [], 0.0
+    for target in dict.fromkeys(r["target"] for r in rows):
+        panel = [r for r in rows if r["target"] == target]
+        objective = build_objective({"kind": "molecule", "target": target, "aggregation": "vina", "compare_references": False,
+                                     "docking": {"exhaustiveness": 8}, "cache_dir": tempfile.mkdtemp()})
+        t0 = time.perf_counter()
+        evs = objective.evaluate([r["smiles"] for r in panel])  # one batch: maps once
+        wall += time.perf_counter() - t0
+        objective.close()
+        for r, ev in zip(panel, evs):
+            diffs.append(abs(ev.metrics["vina"] - r["dockstring"]))
+            print(f"{target:6s}{r['ligand']:18s} dockstring {r['dockstring']:6.2f}   tgsci {ev.metrics['vina']:7.3f}   recorded tgsci {r['tgsci_meeko']:7.3f}", flush=True)
+    rec = recorded["meeko"]
+    print(f"\n{len(diffs)} pairs, exhaustiveness 8: mean |diff| vs dockstring now {sum(diffs) / len(diffs):.3f} "
+          f"(recorded {rec['mean_abs_diff']:.3f}), max {max(diffs):.2f} (recorded {rec['max_abs_diff']:.2f}), "
+          f"within 0.3: {sum(d <= 0.3 for d in diffs)}/{len(diffs)} (recorded {rec.get('within_0.3', '-')}); "
+          f"tgsci wall {wall:.0f} s (recorded {recorded['wall_s']['meeko']:.0f} s for its run)")
 
 
 if __name__ == "__main__":

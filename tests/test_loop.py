@@ -62,18 +62,22 @@ def test_evaluation_budget_is_respected():
     assert result.stop_reason == "max_evaluations" and len(objective.simulated) == 7
 
 
-def test_resume_continues_without_repeating_steps(tmp_path):
-    objective = NumberObjective(target=100)
+class Kill(Exception):
+    """Stands for a killed process: raised from the step callback, after the step was recorded."""
 
-    class Kill(Exception):
-        pass
 
-    def kill_at_step_2(record):
-        if record.step == 2:
+def kill_at(step: int):
+    def callback(record):
+        if record.step == step:
             raise Kill()
 
+    return callback
+
+
+def test_resume_continues_without_repeating_steps(tmp_path):
+    objective = NumberObjective(target=100)
     with pytest.raises(Kill):
-        optimize(objective, "0", engine=climbing_engine(), max_steps=5, n_proposals=2, patience=None, run_dir=tmp_path, callback=kill_at_step_2)
+        optimize(objective, "0", engine=climbing_engine(), max_steps=5, n_proposals=2, patience=None, run_dir=tmp_path, callback=kill_at(2))
     assert len(objective.simulated) == 5  # start + 2 steps x 2
     # a killed writer can leave a torn last line: it must be ignored, not crash the resume
     with open(tmp_path / "trajectory.jsonl", "a") as handle:
@@ -183,17 +187,9 @@ def test_a_resumed_run_sends_the_same_prompts_as_an_uninterrupted_one(tmp_path):
     """The history the TGD prompt shows is rebuilt from the record (tell() replays every step)."""
     full = climbing_engine()
     optimize(NumberObjective(target=100), "0", engine=full, max_steps=4, n_proposals=2, patience=None, seed=5)
-
-    class Kill(Exception):
-        pass
-
-    def kill_at_2(record):
-        if record.step == 2:
-            raise Kill()
-
     with pytest.raises(Kill):
         optimize(NumberObjective(target=100), "0", engine=climbing_engine(), max_steps=4, n_proposals=2, patience=None,
-                 seed=5, run_dir=tmp_path, callback=kill_at_2)
+                 seed=5, run_dir=tmp_path, callback=kill_at(2))
     resumed = climbing_engine()
     optimize(NumberObjective(target=100), "0", engine=resumed, max_steps=4, n_proposals=2, patience=None, seed=5, run_dir=tmp_path)
     assert [r["messages"] for r in resumed.requests] == [r["messages"] for r in full.requests[4:]]

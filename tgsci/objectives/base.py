@@ -78,6 +78,18 @@ class Objective:
         """Batch evaluation; never raises for a bad candidate (it gets ``error`` instead)."""
         raise NotImplementedError
 
+    def screen(self, values: list[str]) -> tuple[list[Optional[Evaluation]], list[tuple[int, str]]]:
+        """Validate a batch before simulating it: (one slot per value, invalid ones already filled
+        with their reason and no simulation cost; [(index, normalized value)] left to simulate)."""
+        out: list[Optional[Evaluation]] = [None] * len(values)
+        ok: list[tuple[int, str]] = []
+        for i, raw in enumerate(values):
+            try:
+                ok.append((i, self.validate(raw)))
+            except InvalidCandidate as exc:
+                out[i] = Evaluation(str(raw), None, error=str(exc), simulated=False)
+        return out, ok
+
     def summarize(self, evaluation: Evaluation) -> str:
         """One line of numbers for the history in the TGD prompt."""
         if not evaluation.valid:

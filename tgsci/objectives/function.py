@@ -82,13 +82,7 @@ class FunctionObjective(Objective):
             raise InvalidCandidate(str(exc) or type(exc).__name__) from None
 
     def evaluate(self, values: list[str]) -> list[Evaluation]:
-        out: list[Optional[Evaluation]] = [None] * len(values)
-        ok: list[tuple[int, str]] = []
-        for i, raw in enumerate(values):
-            try:
-                ok.append((i, self.validate(raw)))
-            except InvalidCandidate as exc:
-                out[i] = Evaluation(str(raw), None, error=str(exc), simulated=False)
+        out, ok = self.screen(values)
         if ok:
             for (i, value), result in zip(ok, self._call([v for _, v in ok])):
                 out[i] = _evaluation(value, result)

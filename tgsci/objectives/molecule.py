@@ -197,13 +197,7 @@ class MoleculeObjective(Objective):
     def evaluate(self, values: list[str]) -> list[Evaluation]:
         from simulators.properties import max_similarity, properties
 
-        out: list[Optional[Evaluation]] = [None] * len(values)
-        ok: list[tuple[int, str]] = []
-        for i, value in enumerate(values):
-            try:
-                ok.append((i, self.validate(value)))
-            except InvalidCandidate as exc:
-                out[i] = Evaluation(str(value), None, {}, str(exc), simulated=False)
+        out, ok = self.screen(values)
         refs = [r.smiles for r in self._target_references()]
         metrics = {i: {**properties(smi), "sim_reference": max_similarity(smi, refs)} for i, smi in ok}
         errors: dict[int, str] = {}

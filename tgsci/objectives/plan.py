@@ -197,13 +197,7 @@ class PlanObjective(Objective):
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, values: list[str]) -> list[Evaluation]:
         """All valid vectors in one batched inner optimization (repeats come from the simulator's cache)."""
-        out: list[Optional[Evaluation]] = [None] * len(values)
-        ok: list[tuple[int, str]] = []
-        for i, raw in enumerate(values):
-            try:
-                ok.append((i, self.validate(raw)))
-            except InvalidCandidate as exc:
-                out[i] = Evaluation(raw, None, error=str(exc), simulated=False)
+        out, ok = self.screen(values)
         results = self.simulator.evaluate([json.loads(v) for _, v in ok]) if ok else []
         for (i, value), res in zip(ok, results):
             if res.error:
