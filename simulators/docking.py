@@ -1,4 +1,4 @@
-"""AutoDock Vina 1.2.7 docking against the DOCKSTRING targets, isolated in worker processes.
+"""AutoDock Vina 1.2.7 docking against a target (DOCKSTRING's or your own), isolated in worker processes.
 
 Why workers: Vina can take the whole process down (``set_ligand_from_string('')`` exits it,
 a large flexible ligand throws an uncatchable ``std::bad_alloc``). Each worker runs under a
@@ -107,9 +107,10 @@ def _dock_one(v, smiles: str, settings: DockingSettings) -> dict:
     }
 
 
-def _worker_main(target_name: str, settings_json: str) -> None:
+def _worker_main(target_json: str, settings_json: str) -> None:
     """Worker loop (``python -m simulators.docking``): build Vina with maps once, then dock each
-    SMILES read as a JSON line on stdin; answer one JSON line per ligand on the protocol pipe."""
+    SMILES read as a JSON line on stdin; answer one JSON line per ligand on the protocol pipe.
+    A receptor or box Vina rejects is answered with Vina's reason instead of "ready"."""
     import json
     import sys
 
@@ -123,11 +124,15 @@ def _worker_main(target_name: str, settings_json: str) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from .native import load_vina
 
-    target = get_target(target_name)
+    target = Target.from_dict(json.loads(target_json))
     vina = load_vina()
     v = vina.Vina(sf_name="vina", cpu=settings.cpu, seed=settings.seed, verbosity=0)
-    v.set_receptor(str(target.receptor_path))
-    v.compute_vina_maps(center=list(target.center), box_size=list(target.size))
+    try:
+        v.set_receptor(str(target.receptor))
+        v.compute_vina_maps(center=list(target.center), box_size=list(target.size))
+    except Exception as exc:  # noqa: BLE001 - Vina's own words go back to the caller
+        protocol.write(json.dumps(["rejected", f"Vina rejected the receptor {target.name} ({target.receptor}): {exc}"]) + "\n")
+        return
     protocol.write(json.dumps(["ready", None]) + "\n")
     for line in sys.stdin:
         smiles = json.loads(line)
@@ -149,13 +154,14 @@ class _Worker:
     caller's script, unlike multiprocessing's spawn), talking JSON lines over pipes."""
 
     def __init__(self, target: Target, settings: DockingSettings):
+        import json
         import subprocess
         import sys
 
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "simulators.docking", target.name, settings.to_json()],
+            [sys.executable, "-m", "simulators.docking", json.dumps(target.to_dict()), settings.to_json()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1, env=env,
         )
@@ -191,9 +197,12 @@ class _Worker:
             self.kill()
             raise RuntimeError("docking worker did not start in time (receptor maps took too long)")
         try:
-            status, _ = self.recv()
+            status, reason = self.recv()
         except EOFError:
             raise RuntimeError(f"docking worker died while starting (exit code {self.process.poll()})") from None
+        if status == "rejected":
+            self.kill()
+            raise RuntimeError(reason)
         self.ready = status == "ready"
 
     def kill(self) -> None:
@@ -293,13 +302,14 @@ class DockingSimulator:
 
     def __init__(
         self,
-        target: str,
+        target: str | Target,
         settings: Optional[DockingSettings] = None,
         cache_dir: Optional[os.PathLike] = None,
         n_workers: int = 1,
         use_cache: bool = True,
     ):
-        self.target = get_target(target)
+        self.target = target if isinstance(target, Target) else get_target(target)
+        self.target_key = self.target.fingerprint()  # receptor content and box: part of every cache key
         self.settings = settings or DockingSettings()
         self.n_workers = n_workers
         self._pool: Optional[DockingPool] = None
@@ -308,7 +318,7 @@ class DockingSimulator:
         self.misses = 0  # dockings actually run (cache misses), for tests and sweeps
 
     def cache_fields(self, canonical: str) -> dict:
-        return {"smiles": canonical, "target": self.target.name, "settings": self.settings.key_fields(), "versions": self.versions}
+        return {"smiles": canonical, "target": self.target_key, "settings": self.settings.key_fields(), "versions": self.versions}
 
     def evaluate(self, smiles_list: list[str]) -> list[Measurement]:
         from .molecule_checks import canonical_smiles
@@ -367,4 +377,4 @@ class DockingSimulator:
 if __name__ == "__main__":
     import sys
 
-    _worker_main(sys.argv[1], sys.argv[2])
+    _worker_main(sys.argv[1], sys.argv[2])  # target as JSON, settings as JSON

@@ -12,7 +12,7 @@ from rdkit.Chem.rdMolDescriptors import CalcMolFormula
 
 from simulators.measurement import Measurement
 from simulators.properties import lipinski_violations, properties, tanimoto
-from simulators.targets import UnknownTargetError, dockstring_targets_dir, get_target, load_manifest
+from simulators.targets import UnknownTargetError, dockstring_targets_dir, get_target, load_manifest, target_names
 from tgsci.objectives.base import Evaluation, InvalidCandidate
 from tgsci.objectives.molecule import MoleculeObjective
 
@@ -74,9 +74,10 @@ def test_known_property_values():
 
 
 def test_manifest_matches_dockstring_target_files():
-    targets = load_manifest()
-    assert len(targets) == 58
-    for name, target in targets.items():
+    names = target_names()
+    assert len(names) == 58 and set(load_manifest()) == set(names)
+    for name in names:
+        target = get_target(name)
         conf = (dockstring_targets_dir() / f"{name}_conf.txt").read_text()
         values = dict(line.replace(" ", "").split("=") for line in conf.splitlines() if "=" in line)
         assert target.center == tuple(float(values[f"center_{a}"]) for a in "xyz"), name

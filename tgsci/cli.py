@@ -130,7 +130,23 @@ def _cell(value, spec: str) -> str:
 
 @app.command()
 def molecule(
-    target: str = typer.Option("PPARA", help="DOCKSTRING target name (see `tgsci targets`)."),
+    target: Optional[str] = typer.Option(None, help="Target name: DOCKSTRING's (see `tgsci targets`) or of --targets-file; "
+                                                    "with --receptor, the name of your target. Default PPARA."),
+    targets_file: Optional[Path] = typer.Option(None, help="Your own target manifest (schema of targets/dockstring_targets.toml)."),
+    receptor: Optional[Path] = typer.Option(None, help="Your own receptor: PDB or mmCIF (prepared: hydrogens at pH 7.4, "
+                                                       "waters/ions/ligands removed) or a ready .pdbqt (used as is)."),
+    box_ligand: Optional[Path] = typer.Option(None, help="Box around this ligand (SDF, MOL, MOL2, PDB, PDBQT) plus --padding."),
+    padding: float = typer.Option(4.0, help="Angstrom added on each side of the --box-ligand or --box-residues box."),
+    box_center: Optional[tuple[float, float, float]] = typer.Option(None, help="Box center X Y Z (Angstrom), with --box-size."),
+    box_size: Optional[tuple[float, float, float]] = typer.Option(None, help="Box size X Y Z (Angstrom)."),
+    box_residues: Optional[str] = typer.Option(None, help="Box around residues, e.g. A:ASP86,A:LYS33."),
+    chains: Optional[str] = typer.Option(None, help="Receptor chains to keep, e.g. A or A,B (default: all)."),
+    keep_waters: bool = typer.Option(False, help="Keep crystal waters in the receptor."),
+    keep_hetero: Optional[str] = typer.Option(None, help="Hetero groups to keep by residue name, e.g. ZN,MG."),
+    altloc: Optional[str] = typer.Option(None, help="Alternate location to keep (default: the highest occupancy per residue)."),
+    delete_residues: Optional[str] = typer.Option(None, help="Residues to delete, e.g. A:350,B:15."),
+    delete_bad_residues: bool = typer.Option(False, help="Delete every residue meeko cannot type (named in receptor.json)."),
+    max_box_side: float = typer.Option(40.0, help="Largest box side accepted (Angstrom); Vina's cost grows with the box volume."),
     start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
     steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
     proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
@@ -157,11 +173,42 @@ def molecule(
     """Optimize a molecule for docking (Vina) and drug-likeness (QED) against a protein target."""
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
-    spec = {"kind": "molecule", "target": target, "off_targets": list(off_target), "aggregation": aggregation,
+    spec = {"kind": "molecule", "off_targets": list(off_target), "aggregation": aggregation,
             "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers}
+    if targets_file:
+        spec["targets_file"] = str(targets_file)
+    if receptor:
+        spec.update(_receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains,
+                                   keep_waters, keep_hetero, altloc, delete_residues, delete_bad_residues, max_box_side))
+    else:
+        spec["target"] = target or "PPARA"
     objective = _objective(spec)
+    for note in (objective.targets[objective.primary].preparation or {}).get("box", {}).get("notes", []):
+        console.print(f"note: {note}")
     start_value = _start(objective.spec, start)
     _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed)
+
+
+def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains, keep_waters,
+                   keep_hetero, altloc, delete_residues, delete_bad_residues, max_box_side) -> dict:
+    """The spec keys of ``--receptor`` and its box and preparation options."""
+    def names(text):
+        return [x.strip() for x in text.split(",") if x.strip()] if text else []
+
+    spec = {"receptor": str(receptor), "padding": padding, "max_box_side": max_box_side}
+    if target:
+        spec["target"] = target
+    if box_ligand:
+        spec["box_ligand"] = str(box_ligand)
+    if box_center or box_size:
+        spec.update(box_center=list(box_center or ()), box_size=list(box_size or ()))
+    if box_residues:
+        spec["box_residues"] = names(box_residues)
+    prepare = {"chains": names(chains), "keep_waters": keep_waters, "keep_hetero": names(keep_hetero),
+               "delete_residues": names(delete_residues), "delete_bad_residues": delete_bad_residues,
+               **({"altloc": altloc} if altloc else {})}
+    spec["prepare"] = {k: v for k, v in prepare.items() if v not in ([], False)}
+    return spec
 
 
 @app.command()
@@ -236,15 +283,25 @@ def report(
 
 
 @app.command()
-def targets() -> None:
-    """List the 58 DOCKSTRING targets and their reference drugs."""
-    from simulators.targets import load_manifest
+def targets(file: Optional[Path] = typer.Option(None, "--file", help="Your own target manifest instead of DOCKSTRING's.")) -> None:
+    """List the targets (DOCKSTRING's 58, or those of --file) with their receptor, box and reference drugs."""
+    from simulators.targets import UnknownTargetError, load_manifest
 
-    table = Table(title="DOCKSTRING targets")
-    table.add_column("target")
-    table.add_column("reference drugs")
-    for name, t in sorted(load_manifest().items()):
-        table.add_row(name, ", ".join(r.name for r in t.references))
+    try:
+        entries = load_manifest(file)
+    except (UnknownTargetError, OSError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"targets of {file}" if file else "DOCKSTRING targets")
+    for col in ("target", "receptor", "box", "reference drugs"):
+        table.add_column(col, overflow="fold")
+    for name, e in sorted(entries.items()):
+        if "center" in e:
+            box = f"center {e['center']}, size {e.get('size')}"
+        elif "box_ligand" in e:
+            box = f"around {Path(e['box_ligand']).name} + {e.get('padding', 4.0):g} A"
+        else:
+            box = f"around residues {e.get('box_residues')}"
+        table.add_row(name, Path(e["receptor"]).name, box, ", ".join(r["name"] for r in e.get("references", [])))
     Console().print(table)
 
 

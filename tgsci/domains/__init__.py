@@ -16,6 +16,7 @@ domain in reports.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Domain:
     subject = "subject"  # the spec key a sweep varies: "target", "case"
     subjects_key = "subjects"  # its plural in sweep files: "targets", "cases"
     option_keys: tuple[str, ...] = ()  # keys allowed besides kind and subject
+    path_keys: tuple[str, ...] = ()  # keys holding file paths: made absolute against the spec's folder
     methods: tuple[str, ...] = ("tgd",)  # proposers (tgsci.proposers) its objectives support
     trajectory_panels = [("score", "score (lower is better)")]
     value_column = "best_value"  # the sweep-summary column of the best value
@@ -58,8 +60,8 @@ class Domain:
     def build(self, spec: dict) -> "Objective":
         raise SpecError(f"objectives of kind {self.kind!r} are built in Python, not from a spec")
 
-    def subjects(self, value: Any) -> list[str]:
-        """A sweep's subjects: ``"all"`` or a list of names, each checked."""
+    def subjects(self, value: Any, options: dict) -> list[str]:
+        """A sweep's subjects: ``"all"`` or a list of names, each checked (``options``: the objective's)."""
         raise SpecError(f"kind {self.kind!r} cannot be swept")
 
     def start(self, spec: dict, value: Optional[str]) -> str:
@@ -130,19 +132,25 @@ def domain_for(kind: str) -> Domain:
     return _REGISTRY.get(kind, GENERIC)
 
 
-def check_spec(spec: dict, table: Optional[str] = None) -> dict:
-    """The normalized spec (``kind`` defaults to "molecule"); SpecError says what is wrong."""
+def check_spec(spec: dict, table: Optional[str] = None, base: Optional[str | Path] = None) -> dict:
+    """The normalized spec (``kind`` defaults to "molecule"; file paths absolute, relative ones
+    read against ``base``, default the working directory); SpecError says what is wrong."""
     if not isinstance(spec, dict):
         raise SpecError(f"an objective spec must be a table (dict), not {type(spec).__name__}")
     spec = {"kind": "molecule", **spec}
     domain = get_domain(spec["kind"])
     domain.unknown_keys(spec, table)
+    for key in domain.path_keys:
+        if spec.get(key) is not None:
+            if not isinstance(spec[key], (str, Path)):
+                raise SpecError(f"{key} must be a file path, not {spec[key]!r}", key, table)
+            spec[key] = str((Path(base or Path.cwd()) / Path(spec[key]).expanduser()).resolve())
     return domain.check(spec)
 
 
-def build_objective(spec: dict) -> "Objective":
+def build_objective(spec: dict, base: Optional[str | Path] = None) -> "Objective":
     """Check ``spec`` and build its objective; the objective keeps the spec (``objective.spec``)."""
-    spec = check_spec(spec)
+    spec = check_spec(spec, base=base)
     objective = get_domain(spec["kind"]).build(spec)
     objective.spec = spec
     return objective

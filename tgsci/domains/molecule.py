@@ -4,6 +4,15 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
 
     kind = "molecule"
     target = "PPARA"                  # or a table of weights: {JAK2 = 1, LCK = -1}
+    targets_file = "my_targets.toml"  # your own targets (schema of targets/dockstring_targets.toml)
+    receptor = "protein.pdb"          # or your own receptor file (PDB, mmCIF, or PDBQT used as is), with one box:
+    box_ligand = "ligand.sdf"         #   the box around a ligand + padding (Angstrom),
+    padding = 4.0
+    box_center = [10.0, 4.5, -3.2]    #   or a center and size,
+    box_size = [22, 22, 22]
+    box_residues = ["A:ASP86", "A:LYS33"]   # or the box around residues
+    max_box_side = 40.0
+    prepare = {chains = ["A"], keep_waters = false, keep_hetero = ["ZN"], altloc = "A", delete_residues = ["A:300"]}
     off_targets = ["LCK"]             # weight -1 each (selectivity)
     aggregation = "dockstring"        # dockstring | vina | qed
     qed_weight = 10.0
@@ -25,6 +34,7 @@ from ..html import html_table, molecule_image
 from . import Domain, SpecError, register
 
 DEFAULT_START = "c1ccccc1"
+RECEPTOR_KEYS = ("receptor", "box_ligand", "padding", "box_center", "box_size", "box_residues", "max_box_side", "prepare")
 DOCKING_KEYS = ("exhaustiveness", "seed", "n_poses", "ph", "writer", "cpu", "timeout_s", "memory_limit_mb", "limits")
 LIMIT_KEYS = ("max_heavy_atoms", "max_rotatable_bonds", "allow_fragments")
 
@@ -34,7 +44,8 @@ class MoleculeDomain(Domain):
     subject = "target"
     subjects_key = "targets"
     option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
-                   "compare_references", "docking", "docking_workers", "cache_dir")
+                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file") + RECEPTOR_KEYS
+    path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
     methods = ("tgd", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
     value_column = "best_smiles"
@@ -48,15 +59,22 @@ class MoleculeDomain(Domain):
         from ..objectives.molecule import AGGREGATIONS
 
         out = dict(spec)
-        if "target" not in out:
-            raise SpecError("a molecule spec needs target (a DOCKSTRING name, or a table of weights)", "target")
-        out["target"] = self._target(out["target"])
+        if out.get("receptor"):
+            out.update(self._receptor(out))
+        elif any(k in out for k in RECEPTOR_KEYS):
+            raise SpecError(f"{', '.join(k for k in RECEPTOR_KEYS if k in out)}: only with receptor = \"protein.pdb\"",
+                            next(k for k in RECEPTOR_KEYS if k in out))
+        elif "target" not in out:
+            raise SpecError("a molecule spec needs target (a DOCKSTRING name, a name of targets_file, or a table of weights) "
+                            "or receptor (your own protein file)", "target")
+        else:
+            out["target"] = self._target(out["target"], out.get("targets_file"))
         off = out.get("off_targets", [])
         if isinstance(off, str):
             off = [off]
         if not isinstance(off, list) or not all(isinstance(t, str) for t in off):
             raise SpecError("off_targets must be a list of target names", "off_targets")
-        out["off_targets"] = [self._name(t, "off_targets") for t in off]
+        out["off_targets"] = [self._name(t, "off_targets", out.get("targets_file")) for t in off]
         out.setdefault("aggregation", "dockstring")
         if out["aggregation"] not in AGGREGATIONS:
             raise SpecError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {out['aggregation']!r}", "aggregation")
@@ -80,25 +98,61 @@ class MoleculeDomain(Domain):
         out["docking"] = self._docking(out.get("docking") or {})
         return out
 
-    def _name(self, name: str, key: str) -> str:
+    def _name(self, name: str, key: str, targets_file: Optional[str] = None) -> str:
+        """The target's name, its receptor prepared now (cached) when it is a file: errors come before any docking."""
+        from simulators.receptor import ReceptorError
         from simulators.targets import UnknownTargetError, get_target
 
         try:
-            return get_target(name).name
-        except UnknownTargetError as exc:
+            return get_target(name, targets_file).name
+        except (UnknownTargetError, ReceptorError) as exc:
             raise SpecError(str(exc), key) from None
 
-    def _target(self, value: Any) -> str | dict:
+    def _target(self, value: Any, targets_file: Optional[str]) -> str | dict:
         if isinstance(value, str):
-            return self._name(value, "target")
+            return self._name(value, "target", targets_file)
         if isinstance(value, dict) and value:
             weights = {}
             for name, w in value.items():
                 if not _number(w):
                     raise SpecError(f"the weight of target {name} must be a finite number, not {w!r}", "target")
-                weights[self._name(name, "target")] = float(w)
+                weights[self._name(name, "target", targets_file)] = float(w)
             return weights
         raise SpecError("target must be a target name or a non-empty table of name = weight", "target")
+
+    def _receptor(self, spec: dict) -> dict:
+        """Check a receptor-file spec by preparing it (cached) and building its box; the checked keys."""
+        from simulators.receptor import ReceptorError
+
+        if "target" in spec and not isinstance(spec["target"], str):
+            raise SpecError("with receptor, target is the name of your target (a string); use targets_file for several", "target")
+        prepare = spec.get("prepare", {})
+        if not isinstance(prepare, dict):
+            raise SpecError("prepare must be a table of receptor options", "prepare")
+        try:
+            target = self.receptor_target(spec)
+        except (ReceptorError, TypeError) as exc:
+            raise SpecError(str(exc), "receptor") from None
+        return {"target": target.name}
+
+    @staticmethod
+    def receptor_target(spec: dict):
+        """The Target of a spec with receptor = file (prepared and boxed; cached by content)."""
+        from simulators.receptor import MAX_BOX_SIDE, ReceptorError, ReceptorOptions
+        from simulators.targets import PREPARE_KEYS, target_from_files
+
+        prepare = dict(spec.get("prepare") or {})
+        unknown = sorted(set(prepare) - set(PREPARE_KEYS))
+        if unknown:
+            raise ReceptorError(f"unknown receptor option(s) {', '.join(unknown)}; valid: {', '.join(PREPARE_KEYS)}")
+        options = ReceptorOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in prepare.items()})
+        return target_from_files(
+            spec["receptor"], name=spec.get("target") if isinstance(spec.get("target"), str) else None,
+            box_ligand=spec.get("box_ligand"), padding=float(spec.get("padding", 4.0)), box_center=spec.get("box_center"),
+            box_size=spec.get("box_size"), box_residues=spec.get("box_residues"),
+            max_box_side=float(spec.get("max_box_side", MAX_BOX_SIDE)), options=options,
+            cache_dir=spec.get("cache_dir"),
+        )
 
     def _docking(self, table: dict) -> dict:
         from simulators.docking import DockingSettings
@@ -133,23 +187,29 @@ class MoleculeDomain(Domain):
         docking = dict(spec["docking"])
         limits = docking.pop("limits", None)
         settings = DockingSettings(**docking, **({"limits": LigandLimits(**limits)} if limits else {}))
-        target = spec["target"]
-        weights = {target: 1.0} if isinstance(target, str) else dict(target)
+        target = self.receptor_target(spec) if spec.get("receptor") else spec["target"]
+        weights = {target: 1.0} if not isinstance(target, dict) else dict(target)
         weights.update({t: -1.0 for t in spec["off_targets"]})
-        options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references", "cache_dir") if k in spec}
+        options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references",
+                                        "cache_dir", "targets_file") if k in spec}
         return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 1),
                                  extra_constraints=tuple(spec.get("constraints", ())), **options)
 
-    def subjects(self, value: Any) -> list[str]:
-        from simulators.targets import target_names
+    def subjects(self, value: Any, options: dict) -> list[str]:
+        """Target names: "all" (of targets_file when given, else DOCKSTRING's 58) or a list."""
+        from simulators.targets import UnknownTargetError, target_names
 
+        targets_file = options.get("targets_file")
         if value == "all":
-            return target_names()
+            try:
+                return target_names(targets_file)
+            except UnknownTargetError as exc:
+                raise SpecError(str(exc), "targets_file") from None
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise SpecError('targets must be "all" or a non-empty list of target names', self.subjects_key)
-        return list(dict.fromkeys(self._name(v, self.subjects_key) for v in value))
+        return list(dict.fromkeys(self._name(v, self.subjects_key, targets_file) for v in value))
 
     def start(self, spec: dict, value: Optional[str]) -> str:
         from simulators.molecule_checks import LigandError, canonical_smiles
@@ -182,8 +242,10 @@ class MoleculeDomain(Domain):
         more = f"<p>{len(valid) - len(shown)} more in molecules.csv.</p>" if len(valid) > len(shown) else ""
         sections.append((f"Candidates ({len(valid)} valid, best first)", html_table(rows, raw=["molecule"], css_class="candidates") + more))
         if (run.path / "best.sdf").is_file():
-            sections.append(("Best pose", "<p>The best docked pose is in <code>best.sdf</code> (open it with the receptor in "
-                                          "PyMOL or ChimeraX; <code>notebooks/molecule_design.ipynb</code> shows it in 3D).</p>"))
+            sections.append(("Best pose", "<p>The best docked pose is in <code>best.sdf</code> (and <code>best.pdbqt</code>); open it "
+                                          "with <code>receptor.pdb</code> in PyMOL or ChimeraX (<code>receptor.json</code> says where "
+                                          "the receptor came from and how it was prepared); "
+                                          "<code>notebooks/molecule_design.ipynb</code> shows it in 3D.</p>"))
         return sections
 
     def summary_values(self, best) -> dict:

@@ -82,7 +82,7 @@ class PlanDomain(Domain):
         engine = {k: spec[k] for k in ("threads", "check_memory") if k in spec}
         return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True), **engine)
 
-    def subjects(self, value: Any) -> list[str]:
+    def subjects(self, value: Any, options: dict) -> list[str]:
         from simulators.dose.cases import list_cases
 
         if value == "all":

@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Optional
 
-from simulators.files import write_text_atomic
+from simulators.files import write_json_atomic, write_text_atomic
 
 from ..formats import ValueFormat
 from ..tables import csv_text
@@ -55,7 +55,7 @@ class MoleculeObjective(Objective):
 
     def __init__(
         self,
-        target: str | dict[str, float] = "PPARA",
+        target="PPARA",
         aggregation: str = "dockstring",
         qed_weight: float = 10.0,
         docking=None,
@@ -67,21 +67,30 @@ class MoleculeObjective(Objective):
         n_workers: int = 1,
         compare_references: bool = True,
         simulators: Optional[dict] = None,
+        targets_file: Optional[str] = None,
     ) -> None:
-        """``simulators``: {target: object with ``evaluate(smiles) -> list[Measurement]``} to use
+        """``target``: a name (DOCKSTRING's, or of ``targets_file``), a ``Target`` (your own receptor:
+        ``simulators.targets.target_from_files``), or {name or Target: weight} for selectivity.
+        ``simulators``: {target name: object with ``evaluate(smiles) -> list[Measurement]``} to use
         instead of Vina docking for those targets (tests, or a docking program of your own)."""
         from simulators.docking import DockingSettings
+        from simulators.targets import Target
 
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
-        weights = {target: 1.0} if isinstance(target, str) else dict(target)
+        weights = {target: 1.0} if isinstance(target, (str, Target)) else dict(target)
         if not weights:
             raise ValueError("give at least one target")
+        self.targets_file = targets_file
+        self.cache_dir = cache_dir
+        self.targets: dict[str, Target] = {}
         self.weights = {}
-        for name, w in weights.items():
+        for key, w in weights.items():
             if not math.isfinite(float(w)):
-                raise ValueError(f"target weight for {name} must be finite")
-            self.weights[self._known(name)] = float(w)
+                raise ValueError(f"target weight for {key} must be finite")
+            t = key if isinstance(key, Target) else self._known(key)
+            self.targets[t.name] = t
+            self.weights[t.name] = float(w)
         self.primary = next(iter(self.weights))
         self.aggregation = aggregation
         self.qed_weight = float(qed_weight)
@@ -97,17 +106,16 @@ class MoleculeObjective(Objective):
                 raise ValueError(f"cannot parse scaffold {scaffold!r} as SMARTS/SMILES")
         self.max_mol_weight = max_mol_weight
         self.extra_constraints = tuple(extra_constraints)
-        self.cache_dir = cache_dir
         self.n_workers = n_workers
         self.compare_references = compare_references
-        self._simulators: dict = {self._known(t): sim for t, sim in (simulators or {}).items()}
+        self._simulators: dict = {(self.targets[t].name if t in self.targets else self._known(t).name): sim
+                                  for t, sim in (simulators or {}).items()}
         self._references: Optional[list[tuple[str, Evaluation]]] = None
 
-    @staticmethod
-    def _known(name: str) -> str:
+    def _known(self, name: str):
         from simulators.targets import get_target
 
-        return get_target(name).name  # raises with the list of valid names
+        return get_target(name, self.targets_file, self.cache_dir)  # raises with the list of valid names
 
     @property
     def simulations(self) -> int:
@@ -156,9 +164,11 @@ class MoleculeObjective(Objective):
     def fingerprint(self) -> dict:
         from dataclasses import asdict
 
+        own = {n: t.fingerprint() for n, t in self.targets.items() if t.source != "dockstring"}
         return {
             "kind": self.kind,
             "targets": self.weights,
+            **({"receptors": own} if own else {}),
             "aggregation": self.aggregation,
             "qed_weight": self.qed_weight,
             "docking": self.docking.key_fields() if self.aggregation != "qed" else None,
@@ -191,7 +201,7 @@ class MoleculeObjective(Objective):
         if target not in self._simulators:
             from simulators.docking import DockingSimulator
 
-            self._simulators[target] = DockingSimulator(target, self.docking, self.cache_dir, self.n_workers)
+            self._simulators[target] = DockingSimulator(self.targets[target], self.docking, self.cache_dir, self.n_workers)
         return self._simulators[target]
 
     def evaluate(self, values: list[str]) -> list[Evaluation]:
@@ -231,9 +241,7 @@ class MoleculeObjective(Objective):
 
     # ------------------------------------------------------------------ references
     def _target_references(self):
-        from simulators.targets import get_target
-
-        return list(get_target(self.primary).references)
+        return list(self.targets[self.primary].references)
 
     def references(self) -> list[tuple[str, Evaluation]]:
         """(name, evaluation) of the primary target's approved drugs, computed by tgsci (cached)."""
@@ -320,16 +328,32 @@ class MoleculeObjective(Objective):
                     for n, e in result.references]
         write_text_atomic(run_dir / "references.csv", csv_text(ref_rows, ["name", "smiles", "score", "vina", "qed", "error"]))
         files = ["molecules.csv", "references.csv"]
+        if self.aggregation != "qed":
+            files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":
             hit = self._simulator(self.primary).evaluate([result.best.value])[0]
-            sdf = hit.artifacts.get("pose_sdf") if hit.valid else ""
-            if sdf:
-                write_text_atomic(run_dir / "best.sdf", sdf)
-                files.append("best.sdf")
+            for name, key in (("best.sdf", "pose_sdf"), ("best.pdbqt", "pose_pdbqt")):
+                text = hit.artifacts.get(key) if hit.valid else ""
+                if text:
+                    write_text_atomic(run_dir / name, text)
+                    files.append(name)
         plot_trajectory(result.steps, run_dir / "trajectory.png", MoleculeDomain.trajectory_panels, result.references,
                         title=self.describe_short())
         files.append("trajectory.png")
         return files
+
+    def _write_receptor(self, run_dir: Path) -> list[str]:
+        """receptor.pdb (opens with best.sdf in PyMOL/ChimeraX) and receptor.json (where it came from, what was done)."""
+        from simulators.receptor import file_sha256, pdbqt_to_pdb
+
+        target = self.targets[self.primary]
+        pdb = Path(target.pdb).read_text() if target.pdb else pdbqt_to_pdb(Path(target.receptor).read_text())
+        write_text_atomic(run_dir / "receptor.pdb", pdb)
+        record = dict(target.preparation or {})
+        record.update(target=target.name, target_source=target.source, receptor_pdbqt=str(target.receptor),
+                      receptor_pdbqt_sha256=file_sha256(target.receptor), center=list(target.center), size=list(target.size))
+        write_json_atomic(run_dir / "receptor.json", record)
+        return ["receptor.pdb", "receptor.json"]
 
     def describe_short(self) -> str:
         return f"{', '.join(self.weights)}: {self.score_formula()}"

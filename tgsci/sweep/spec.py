@@ -23,7 +23,7 @@ from ..proposers import canonical_method
 
 # Allowed keys per table; None: checked by the objective's domain.
 SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
-    "sweep": ("name", "kind", "targets", "cases", "starts", "seeds", "method", "methods"),
+    "sweep": ("name", "kind", "targets", "targets_file", "cases", "starts", "seeds", "method", "methods"),
     "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score"),
     "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries"),
     "objective": None,  # the domain's options (tgsci.domains): molecule aggregation, ...; plan fast, ...
@@ -91,8 +91,10 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
 
 
 def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
-    """Check a parsed sweep specification (see ``tgsci.sweep`` for the format)."""
+    """Check a parsed sweep specification (see ``tgsci.sweep`` for the format). Relative paths in it
+    are read against the sweep file's folder (the working directory for a dict)."""
     where = _Where(source, text)
+    base = Path(source).resolve().parent if source != "<dict>" else Path.cwd()
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the sweep specification must be a table")
     for table, value in data.items():
@@ -123,8 +125,11 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
         raise SpecError(f"{where.at('sweep', other)}: sweep.{other} is not for kind = {kind!r}; it takes sweep.{domain.subjects_key}")
     if domain.subjects_key not in sweep:
         raise SpecError(f"{source}: missing key sweep.{domain.subjects_key} (a list of names, or \"all\")")
+    resources = {**RESOURCE_DEFAULTS, **data.get("resources", {})}
+    _check_resources(resources, where)
+    options = _objective_options(kind, data, resources, base)
     try:
-        subjects = domain.subjects(sweep[domain.subjects_key])
+        subjects = domain.subjects(sweep[domain.subjects_key], options)
     except SpecError as exc:
         raise SpecError(f"{where.at('sweep', domain.subjects_key)}: {exc}") from None
     if kind == "molecule" and "starts" not in sweep:
@@ -133,18 +138,15 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
 
     budget = {**BUDGET_DEFAULTS, **data.get("budget", {})}
     _check_budget(budget, where)
-    resources = {**RESOURCE_DEFAULTS, **data.get("resources", {})}
-    _check_resources(resources, where)
     engine = dict(data.get("engine", {}))
     for key, value in engine.items():
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise SpecError(f"{where.at('engine', key)}: engine.{key} must be a string or a number")
 
-    options = _objective_options(kind, data, resources)
     objectives, run_starts = {}, {}
     for subject in subjects:
         try:
-            objectives[subject] = check_spec({"kind": kind, domain.subject: subject, **options})
+            objectives[subject] = check_spec({"kind": kind, domain.subject: subject, **options}, base=base)
         except SpecError as exc:
             raise SpecError(f"{_place(where, exc, kind)}: {exc}") from None
         for i, start in enumerate(starts):
@@ -160,9 +162,12 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
                      source=source, raw=data)
 
 
-def _objective_options(kind: str, data: dict, resources: dict) -> dict:
-    """The objective spec's options from the sweep file's [objective] (and [docking] or [plan]) tables."""
+def _objective_options(kind: str, data: dict, resources: dict, base: Path) -> dict:
+    """The objective spec's options from the sweep file's [objective] (and [docking] or [plan]) tables;
+    file paths are read against the sweep file's folder."""
     options = dict(data.get("objective", {}))
+    if data.get("sweep", {}).get("targets_file") is not None:
+        options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
     if kind == "molecule":
         options["docking"] = {"cpu": 1, **data.get("docking", {})}  # Vina threads: one per docking process in sweeps
         options["docking_workers"] = resources["docking_workers"]
