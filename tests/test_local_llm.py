@@ -80,3 +80,22 @@ def test_end_to_end_tgd_with_real_docking(tmp_path):
     _check_run_dir(tmp_path / "run", 1)
     assert "Vina docking score against PPARA" in list(read_jsonl(tmp_path / "run" / "trajectory.jsonl"))[1]["loss"]
     assert result.start.metrics["vina"] < 0 and (tmp_path / "run" / "best.sdf").read_text().count("$$$$") == 1
+
+
+def test_the_embedded_model_opens_no_tcp_port():
+    """xllamacpp always starts llama.cpp's HTTP listener; tgsci points it at a private Unix socket."""
+    import os
+    import stat
+
+    import psutil
+
+    from tgsci.local_llm import _servers
+
+    engine = Engine("local/smollm2-135m", cache=False)
+    assert engine("Say OK.", max_tokens=4).text
+    listening = [c.laddr for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening == []
+    address = _servers["smollm2-135m"].listening_address
+    assert address.startswith("unix://")
+    folder = os.path.dirname(address.removeprefix("unix://"))
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700  # only this user can reach the socket

@@ -112,6 +112,25 @@ def test_a_box_from_a_docked_pose_finds_the_same_pocket_and_score(workdir):
     assert abs(again - first.metrics["vina"]) <= 0.5, (again, first.metrics["vina"])
 
 
+def test_mmcif_input_prepares_like_pdb(workdir, esr1):
+    import gemmi
+
+    path, t = esr1
+    cif = workdir / "esr1.cif"
+    structure = gemmi.read_structure(str(path))
+    structure.setup_entities()
+    cif.write_text(structure.make_mmcif_document().as_string())
+    from_pdb = prepare_receptor(path, cache_dir=workdir / "cache")
+    from_cif = prepare_receptor(cif, cache_dir=workdir / "cache")
+    def heavy(prepared):
+        return sorted(line[30:54] for line in prepared.pdbqt.read_text().splitlines() if line.startswith("ATOM") and line[77:79].strip() not in ("H", "HD"))
+
+    def count(prepared):
+        return sum(line.startswith("ATOM") for line in prepared.pdbqt.read_text().splitlines())
+
+    assert heavy(from_pdb) == heavy(from_cif) and len(heavy(from_pdb)) > 1000 and count(from_pdb) == count(from_cif)
+
+
 def test_preparation_is_cached_by_content_and_options(workdir):
     path = workdir / "cache-probe.pdb"
     path.write_text(rcsb_like_pdb("ESR1"))

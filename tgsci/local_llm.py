@@ -54,13 +54,33 @@ def model_path(name: str) -> Path:
     return path
 
 
+def _private_socket() -> str:
+    """A Unix socket path in a fresh 0700 directory (removed at exit).
+
+    xllamacpp's Server always starts llama.cpp's HTTP listener; on 127.0.0.1 any local user or any
+    web page in the user's browser could reach it (it has no key and allows every origin). A Unix
+    socket in a private directory opens no TCP port and only this user can connect; the random
+    API key closes it even to them. In-process calls (``handle_chat_completions``) do not use it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="tgsci-llm-")  # mode 0700
+    atexit.register(shutil.rmtree, directory, True)
+    return os.path.join(directory, "llama.sock")
+
+
 def _server(name: str):
-    """One in-process llama.cpp server per model, created on first use."""
+    """One in-process llama.cpp server per model, created on first use; it listens on no TCP port."""
     with _lock:
         if name not in _servers:
+            import secrets
+
             import xllamacpp
 
             params = xllamacpp.CommonParams()
+            params.hostnames = [_private_socket()]
+            params.api_keys = [secrets.token_hex(24)]
             params.model.path = str(model_path(name))
             params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "4096"))
             params.n_parallel = 1
