@@ -66,6 +66,9 @@ def test_treatment_planning(tmp_path, monkeypatch):
     tables = [h for h in out["html"] if "goals met" in h]
     assert len(tables) == 2 and "Core D10 &lt;= 25 Gy" in tables[0] and "PTV D95 &gt;= 78 Gy" in tables[1]
     assert "--- feedback" in out["text"] and "MISSED" in out["text"] + "".join(tables)
+    patient = tmp_path / "notebook-plan-patient-quick"  # the "your own patient" section: DICOM in, RTDOSE out
+    assert (patient / "best_dose.dcm").is_file() and f"RTDOSE of the best plan on the patient's CT grid: {patient}" in out["text"]
+    assert "'Femur_Head_L': 'FemHead_L'" in out["text"] and any("CT grid" in h and "met" in h for h in out["html"])
     assert "set ANTHROPIC_API_KEY in the environment" in out["last"]
 
 

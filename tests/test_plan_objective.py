@@ -182,7 +182,12 @@ def test_loop_with_random_search_writes_the_plan_outputs(plan, tmp_path):
     assert [g["goal"] for g in best["goals"]] == ["OuterTarget D95 >= 50 Gy", "OuterTarget D10 <= 55 Gy", "Core D10 <= 25 Gy"]
     assert (run / "dvh.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["outputs"]) == {"plans.csv", "trajectory.png", "dvh.png", "dose_slice.png", "best_weights.json"}
+    assert set(summary["outputs"]) == {"plans.csv", "trajectory.png", "dvh.png", "dose_slice.png", "best_weights.json",
+                                       "best_dose.dcm", "dvh.csv"}
+    dvh_rows = _rows(run / "dvh.csv")
+    assert {r["grid"] for r in dvh_rows} == {"dose grid 6 mm", "CT grid 3 x 3 x 2.5 mm"}
+    d95 = next(r for r in dvh_rows if r["structure"] == "OuterTarget" and r["metric"] == "D95" and r["grid"].startswith("dose"))
+    assert float(d95["value"]) == pytest.approx(result.best.metrics["OuterTarget.D95"], abs=1e-3) and d95["goal"] == "OuterTarget D95 >= 50 Gy"
 
 
 def test_loop_with_tpe_tells_optuna_every_evaluation(plan, tmp_path):

@@ -213,7 +213,7 @@ def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, 
 
 @app.command()
 def plan(
-    case: str = typer.Option("tg119", help="Treatment case in targets/cases (tg119, prostate, ...)."),
+    case: str = typer.Option("tg119", help="Treatment case: a name in targets/cases (tg119, prostate) or a case file (tgsci case init writes one)."),
     start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
     steps: int = typer.Option(8, min=0),
     proposals: int = typer.Option(2, min=1),
@@ -229,13 +229,87 @@ def plan(
     run_dir: Path = typer.Option(Path("runs/plan"), help="Run directory (resumed if it exists)."),
     seed: int = typer.Option(0),
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
+    export_dose: Optional[str] = typer.Option(None, help="Only export a recorded plan of --run-dir as DICOM RTDOSE: "
+                                                         "best, start, a step number, or weights as JSON."),
+    out: Optional[Path] = typer.Option(None, help="With --export-dose: the RTDOSE file (default RUN_DIR/dose_<which>.dcm)."),
 ) -> None:
     """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
+    if export_dose is not None:
+        return _export_dose(run_dir, export_dose, out)
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
-    objective = _objective({"kind": "plan", "case": case, "fast": fast})
+    objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty()})
     start_value = _start(objective.spec, start)
     _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, None, run_dir, seed)
+
+
+def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:
+    """Re-export a recorded plan (its weights re-optimized to the same fluence) as RTDOSE + DVH table."""
+    from .domains import SpecError, build_objective
+    from .record import RunDirError, RunRecord
+
+    try:
+        record = RunRecord.load(run_dir)
+    except RunDirError as exc:
+        _fail(str(exc))
+    if record.kind != "plan" or not record.config.spec:
+        _fail(f"{run_dir} is not a plan run written by tgsci plan (no plan spec in its config.json)")
+    if which in ("best", "start"):
+        ev = record.best if which == "best" else record.start
+        value, label = (ev.value if ev is not None else None), which
+    elif which.isdigit():
+        step = next((s for s in record.steps if s.step == int(which)), None)
+        valid = [c for c in step.candidates if c.valid] if step else []
+        if not valid:
+            _fail(f"step {which} of {run_dir} has no valid plan")
+        value, label = min(valid, key=lambda c: c.score).value, f"step{which}"
+    else:
+        value, label = which, "weights"
+    path = out or run_dir / f"dose_{label}.dcm"
+    objective = None
+    try:
+        objective = build_objective(record.config.spec)
+        written = objective.export_dose(value, path, dvh_csv=path.with_suffix(".csv"))
+    except (SpecError, ValueError, MemoryError) as exc:
+        _fail(str(exc))
+    finally:
+        if objective is not None:
+            objective.close()
+    console.print(f"wrote {', '.join(str(path.parent / w) for w in written)} for {value}")
+
+
+case_app = typer.Typer(no_args_is_help=True, help="Treatment cases: write one from a patient's DICOM export.")
+app.add_typer(case_app, name="case")
+
+
+@case_app.command("init")
+def case_init(
+    dicom: Path = typer.Option(..., help="Folder with the patient's CT series and RTSTRUCT."),
+    protocol: str = typer.Option("prostate", help="Protocol in targets/protocols: prostate | generic."),
+    out: Path = typer.Option(Path("case.toml"), help="Case file to write."),
+    series: Optional[str] = typer.Option(None, help="CT SeriesInstanceUID when the folder holds several."),
+    prescription: Optional[float] = typer.Option(None, help="Prescription dose (Gy); default: the protocol's."),
+    fractions: Optional[int] = typer.Option(None, help="Number of fractions; default: the protocol's."),
+    name: Optional[str] = typer.Option(None, help="Case name; default: the folder's name."),
+) -> None:
+    """Map the RTSTRUCT's ROIs to a protocol's roles and write a starting case file (check it, then `tgsci plan --case`)."""
+    from simulators.dose.protocols import init_case
+
+    try:
+        done = init_case(dicom, protocol, out, series, prescription, fractions, name)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"{out} (protocol {protocol})")
+    table.add_column("role")
+    table.add_column("ROI")
+    for role, roi in done["mapped"].items():
+        table.add_row(role, roi)
+    for roi in done["as_oars"]:
+        table.add_row("organ at risk (goals to fill in)", roi)
+    for roi in [r for r in done["unmapped"] if r not in done["as_oars"]]:
+        table.add_row("[dim]not used (listed as a comment)[/]", roi)
+    Console().print(table)
+    console.print(f"next: check {out}, then `tgsci plan --case {out}`")
 
 
 @app.command()

@@ -87,6 +87,7 @@ class StructureSpec:
     overlap_priority: Optional[int] = None
     d_levels: tuple = ()
     v_levels: tuple = ()
+    roi: Optional[str] = None  # the ROI name in the patient's RTSTRUCT when it differs from ``name``
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,9 @@ class CaseSpec:
         """Everything the cached influence matrix and masks depend on (hashed into the cache key)."""
         return {
             "case": self.name,
-            "phantom": self.phantom,
+            "phantom": _without_paths(self.phantom),
             "structures": [
-                {"name": s.name, "type": s.type, "overlap_priority": s.overlap_priority} for s in self.structures
+                {"name": s.name, "type": s.type, "overlap_priority": s.overlap_priority, "roi": s.roi} for s in self.structures
             ],
             "plan": self.plan.dose_calc_fields(),
         }
@@ -168,6 +169,7 @@ class CaseSpec:
     def fingerprint(self) -> dict:
         """What identifies the case's content (not where its manifest lives)."""
         content = {k: v for k, v in asdict(self).items() if k not in ("manifest", "extra")}
+        content["phantom"] = _without_paths(self.phantom)
         content["plan"] = {k: v for k, v in content["plan"].items() if k != "memory_gb"}
         return {
             "case": self.name,
@@ -176,6 +178,11 @@ class CaseSpec:
             "prescription_gy": self.prescription_gy,
             "goals": [asdict(g) for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
         }
+
+
+def _without_paths(phantom: dict) -> dict:
+    """A patient's phantom is identified by its content hash, not by the folder it sits in."""
+    return {k: v for k, v in phantom.items() if k not in ("dicom", "matrad")}
 
 
 def _plan_settings(table: dict, fast: bool, overrides: dict) -> PlanSettings:
@@ -221,7 +228,7 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
             StructureSpec(
                 name=s["name"], type=s["type"].upper(), overlap_priority=s.get("overlap_priority"),
                 d_levels=tuple(float(x) for x in s.get("d_levels", [])),
-                v_levels=tuple(float(x) for x in s.get("v_levels", [])),
+                v_levels=tuple(float(x) for x in s.get("v_levels", [])), roi=s.get("roi"),
             )
         )
         for o in s.get("objectives", []):
@@ -252,7 +259,7 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
     return CaseSpec(
         name=data["name"],
         description=data.get("description", ""),
-        phantom=data["phantom"],
+        phantom=_phantom(data["phantom"], Path(manifest).parent if manifest else Path.cwd(), structures),
         prescription_gy=float(rx["dose_gy"]),
         fractions=int(rx["fractions"]),
         target=rx["target"],
@@ -268,14 +275,54 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
     )
 
 
-def load_case(name: str, fast: bool = False, **overrides) -> CaseSpec:
-    """The case named ``name`` (file ``targets/cases/<name>.toml``); ValueError lists valid names."""
+def case_path(name: str) -> Path:
+    """The manifest of a case: a file path (``.toml``, or any name with a folder in it), else ``targets/cases/<name>.toml``."""
+    given = Path(str(name)).expanduser()
+    if given.suffix == ".toml" or len(given.parts) > 1:
+        if not given.is_file():
+            raise ValueError(f"case file {given} does not exist")
+        return given.resolve()
     path = cases_dir() / f"{name}.toml"
     if not path.is_file():
         raise ValueError(f"unknown case {name!r}; valid cases: {', '.join(list_cases()) or '(none found in ' + str(cases_dir()) + ')'}")
-    with open(path, "rb") as handle:
-        data = tomllib.load(handle)
+    return path
+
+
+def load_case(name: str, fast: bool = False, **overrides) -> CaseSpec:
+    """The case ``name`` (a built-in name or a case file anywhere); ValueError lists valid names.
+
+    Paths inside a case file (``[phantom] dicom``, ``matrad``) are read against the file's folder."""
+    path = case_path(name)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    for key in ("name", "phantom", "prescription", "structures", "plan"):
+        if key not in data:
+            raise ValueError(f"{path}: missing [{key}] (see targets/cases/prostate.toml for the schema)")
     return parse_case(data, fast=fast, manifest=str(path), **overrides)
+
+
+def _phantom(table: dict, base: Path, structures: list) -> dict:
+    """The phantom table with patient paths made absolute and the patient's content hash added
+    (it is part of the influence-matrix cache key: a changed export is never mistaken for the old one)."""
+    phantom = dict(table)
+    for key in ("dicom", "matrad"):
+        if key in phantom:
+            phantom[key] = str((base / Path(str(phantom[key])).expanduser()).resolve())
+    if "dicom" in phantom:
+        from .patient import check_patient, content_digest
+
+        _, series, _, rtstruct, _ = check_patient(phantom, [s.roi or s.name for s in structures])
+        phantom["content_sha256"] = content_digest(list(series["files"]) + [rtstruct["path"]])
+    elif "matrad" in phantom:
+        from .patient import PatientError, content_digest
+
+        if not Path(phantom["matrad"]).is_file():
+            raise PatientError(f"matRad file {phantom['matrad']} does not exist")
+        phantom["content_sha256"] = content_digest([Path(phantom["matrad"])])
+    return phantom
 
 
 def replace_plan(case: CaseSpec, **changes) -> CaseSpec:

@@ -70,12 +70,13 @@ class DoseEngine:
         check_memory: bool = True,
         warm_start: Optional[np.ndarray] = None,
         threads: Optional[int] = None,
+        progress: bool = False,
     ):
         self.case = load_case(case, fast=fast) if isinstance(case, str) else case
         t0 = time.perf_counter()
         self.data: CaseData
         self.pyradplan: Optional[PyRadPlanObjects]
-        self.data, self.pyradplan = load_or_build(self.case, Path(cache_dir) if cache_dir else None, check_memory)
+        self.data, self.pyradplan = load_or_build(self.case, Path(cache_dir) if cache_dir else None, check_memory, progress)
         self.setup_seconds = time.perf_counter() - t0
         self.names = self.case.objective_names
         self.optimizer = self._make_optimizer(threads)
@@ -198,28 +199,10 @@ class DoseEngine:
 
     def ct_grid_metrics(self, fluence: np.ndarray) -> dict:
         """The same metrics on the CT grid (dose linearly interpolated as pyRadPlan's
-        ``compute_result_ct_grid`` does, structures as drawn). Needs pyRadPlan and the phantom; slow-ish."""
-        import SimpleITK as sitk
+        ``compute_result_ct_grid`` does, structures as drawn). Loads the phantom; slow-ish."""
+        from .export import ct_grid_metrics
 
-        from .matrix import _structure_dicts
-        from .phantoms import load_phantom
-
-        ct, cst = load_phantom(self.case.phantom, _structure_dicts(self.case))
-        nx, ny, nz = self.data.grid_dims
-        img = sitk.GetImageFromArray(self.dose_cube(fluence).astype(np.float64))
-        img.SetSpacing(self.data.grid_spacing)
-        img.SetOrigin(self.data.grid_origin)
-        res = sitk.Resample(img, ct.cube_hu, sitk.Transform(), sitk.sitkLinear, 0.0)
-        dose = sitk.GetArrayFromImage(res).ravel()
-        out: dict = {}
-        masks = {v.name: np.asarray(v.indices_numpy).ravel() for v in cst.vois}
-        for st in self.case.structures:
-            d_levels, v_levels = self._levels[st.name]
-            out.update(M.structure_metrics(dose[masks[st.name]], st.name, d_levels=d_levels, v_levels=v_levels))
-        target = self.case.target
-        out[f"{target}.HI"] = M.homogeneity_index(dose[masks[target]])
-        out[f"{target}.CI"] = M.paddick_ci(dose, masks[target], self.case.conformity_isodose * self.case.prescription_gy)
-        return out
+        return ct_grid_metrics(self, fluence)
 
     def describe(self) -> dict:
         d = self.data

@@ -103,9 +103,26 @@ def build_synthetic(phantom: dict, structures: list[dict[str, Any]]):
     return ct, validate_cst(vois, ct)
 
 
+def phantom_source(phantom: dict) -> str:
+    """"dicom", "matrad", "pyradplan:TG119" or "synthetic"."""
+    if "dicom" in phantom:
+        return "dicom"
+    if "matrad" in phantom:
+        return "matrad"
+    return phantom.get("source", "synthetic")
+
+
 def load_phantom(phantom: dict, structures: list[dict[str, Any]]):
-    """(CT, StructureSet) for a case's phantom table."""
-    source = phantom.get("source", "synthetic")
+    """(CT, StructureSet, info) for a case's phantom table; ``info`` says where a patient came from."""
+    source = phantom_source(phantom)
+    if source == "dicom":
+        from .patient import load_dicom
+
+        return load_dicom(phantom, structures)
+    if source == "matrad":
+        from .patient import load_matrad
+
+        return load_matrad(phantom, structures)
     if source == "pyradplan:TG119":
         from pyRadPlan import load_tg119
 
@@ -116,7 +133,9 @@ def load_phantom(phantom: dict, structures: list[dict[str, Any]]):
         missing = [s["name"] for s in structures if s["name"] not in names]
         if missing:
             raise ValueError(f"TG119 has no structure(s) {missing}; it has {names}")
-        return ct, cst
+        return ct, cst, {"phantom": "pyRadPlan TG119"}
     if source == "synthetic":
-        return build_synthetic(phantom, structures)
-    raise ValueError(f"unknown phantom source {source!r}; use 'pyradplan:TG119' or 'synthetic'")
+        ct, cst = build_synthetic(phantom, structures)
+        return ct, cst, {"phantom": "synthetic"}
+    raise ValueError(f"unknown phantom source {source!r}; use dicom = \"DIR\", matrad = \"FILE.mat\", "
+                     f"source = \"pyradplan:TG119\" or source = \"synthetic\"")

@@ -70,6 +70,10 @@ class Domain:
             raise SpecError("give a start value")
         return value
 
+    def absolute(self, key: str, value: str, base: Path) -> str:
+        """A path key's value read against ``base`` (the spec's folder)."""
+        return str((base / Path(value).expanduser()).resolve())
+
     def unknown_keys(self, spec: dict, table: Optional[str] = None) -> None:
         allowed = ("kind", self.subject) + self.option_keys
         for key in spec:
@@ -144,7 +148,7 @@ def check_spec(spec: dict, table: Optional[str] = None, base: Optional[str | Pat
         if spec.get(key) is not None:
             if not isinstance(spec[key], (str, Path)):
                 raise SpecError(f"{key} must be a file path, not {spec[key]!r}", key, table)
-            spec[key] = str((Path(base or Path.cwd()) / Path(spec[key]).expanduser()).resolve())
+            spec[key] = domain.absolute(key, str(spec[key]), Path(base or Path.cwd()))
     return domain.check(spec)
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from ..html import figures, html_table
 from . import Domain, SpecError, register
 
 SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb")
-ENGINE_KEYS = ("threads", "check_memory", "use_result_cache", "cache_dir")
+ENGINE_KEYS = ("threads", "check_memory", "use_result_cache", "cache_dir", "progress")
 
 
 class PlanDomain(Domain):
@@ -29,6 +30,7 @@ class PlanDomain(Domain):
     subject = "case"
     subjects_key = "cases"
     option_keys = ("fast",) + SETTING_KEYS + ENGINE_KEYS
+    path_keys = ("case", "cache_dir")
     methods = ("tgd", "random", "graph-ga", "tpe")
     trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
     summary_columns = ["best_goals_met"]
@@ -42,7 +44,7 @@ class PlanDomain(Domain):
         out["fast"] = out.get("fast", False)
         if not isinstance(out["fast"], bool):
             raise SpecError("fast must be true or false", "fast")
-        for key in ("check_memory", "use_result_cache"):
+        for key in ("check_memory", "use_result_cache", "progress"):
             if key in out and not isinstance(out[key], bool):
                 raise SpecError(f"{key} must be true or false", key)
         if "threads" in out and not (isinstance(out["threads"], int) and not isinstance(out["threads"], bool) and out["threads"] >= 1):
@@ -63,11 +65,21 @@ class PlanDomain(Domain):
         try:
             return load_case(spec["case"], fast=spec.get("fast", False), **settings)
         except (ValueError, KeyError, TypeError) as exc:
-            raise SpecError(f"case {spec['case']!r}: {exc}", next(iter(settings), "case")) from None
+            key = next((k for k in settings if k in str(exc)), "case")  # where in a sweep file to point
+            raise SpecError(f"case {Path(spec['case']).name if _is_path(spec['case']) else spec['case']!r}: {exc}", key) from None
+
+    def absolute(self, key: str, value: str, base: Path) -> str:
+        if key == "case" and not _is_path(value):
+            return value  # a built-in case name
+        return super().absolute(key, value, base)
 
     def _name(self, name: Any, key: str) -> str:
         from simulators.dose.cases import list_cases
 
+        if isinstance(name, str) and _is_path(name):
+            if not Path(name).is_file():
+                raise SpecError(f"case file {name} does not exist", key)
+            return name
         valid = list_cases()
         lower = {c.lower(): c for c in valid}
         if not isinstance(name, str) or name.lower() not in lower:
@@ -79,7 +91,7 @@ class PlanDomain(Domain):
     def build(self, spec: dict):
         from ..objectives.plan import PlanObjective
 
-        engine = {k: spec[k] for k in ("threads", "check_memory") if k in spec}
+        engine = {k: spec[k] for k in ("threads", "check_memory", "progress") if k in spec}
         return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True), **engine)
 
     def subjects(self, value: Any, options: dict) -> list[str]:
@@ -144,6 +156,11 @@ class PlanDomain(Domain):
     def summary_values(self, best) -> dict:
         m = best.metrics
         return {"best_goals_met": f"{m['goals_met']}/{m['goals_total']}" if "goals_met" in m else None}
+
+
+def _is_path(value: str) -> bool:
+    """A case given as a file (``my/case.toml``), not a built-in name."""
+    return value.endswith(".toml") or "/" in value or "\\" in value
 
 
 SETTING_RULES = {

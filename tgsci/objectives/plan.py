@@ -333,8 +333,27 @@ class PlanObjective(Objective):
             ds = self.engine.dose_grid_dose(fs) if fs is not None else None
             plot_dvh(self.engine, run_dir / "dvh.png", ds, db)
             plot_dose_slice(self.engine, run_dir / "dose_slice.png", db)
-            files += ["dvh.png", "dose_slice.png"]
+            files += ["dvh.png", "dose_slice.png"] + self.export_dose(best.value, run_dir / "best_dose.dcm", best.metrics, run_dir / "dvh.csv")
         return files
+
+    def export_dose(self, value: str, path: Path, metrics: Optional[dict] = None, dvh_csv: Optional[Path] = None) -> list[str]:
+        """The plan of ``value`` as DICOM RTDOSE on the CT grid at ``path`` and, with ``dvh_csv``, its DVH
+        metrics on the dose grid and on the CT grid. Returns the file names written."""
+        from simulators.dose.export import ct_grid_metrics, dvh_rows, write_rtdose
+
+        value = self.validate(value)
+        fluence = self.simulator.fluence(value)
+        if fluence is None:
+            raise ValueError(f"the inner optimization of {value} failed: no dose to export")
+        write_rtdose(self.engine, fluence, path, description=f"tgsci {self.case.name} {value}")
+        written = [Path(path).name]
+        if dvh_csv is not None:
+            if metrics is None:
+                metrics = self.engine.metrics_from_dose(self.engine.dose_grid_dose(fluence))
+            rows = dvh_rows(self.engine, metrics, ct_grid_metrics(self.engine, fluence))
+            write_text_atomic(dvh_csv, csv_text(rows, ["structure", "metric", "value", "unit", "grid", "goal", "met"]))
+            written.append(Path(dvh_csv).name)
+        return written
 
     def _csv_row(self, step: int, c: Evaluation) -> dict:
         row = {"step": step, "value": c.value, "score": c.score, "error": c.error, "cached": c.cached, "seconds": c.seconds}
