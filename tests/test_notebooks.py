@@ -63,9 +63,11 @@ def test_treatment_planning(tmp_path, monkeypatch):
         assert json.loads((run / "summary.json").read_text())["finished"]
         assert (run / "dvh.png").is_file() and (run / "report.html").is_file()
     assert out["png"] >= 4  # DVH and dose slice of both cases
-    tables = [h for h in out["html"] if "goals met" in h]
+    tables = [h for h in out["html"] if "goals met" in h and "the paper's table" not in h]
     assert len(tables) == 2 and "Core D10 &lt;= 25 Gy" in tables[0] and "PTV D95 &gt;= 78 Gy" in tables[1]
     assert "--- feedback" in out["text"] and "MISSED" in out["text"] + "".join(tables)
+    paper = [h for h in out["html"] if "the paper's table" in h]
+    assert len(paper) == 2 and "PTV mean - Rx (Gy)" in paper[1] and "reference A: target first (reference)" in paper[0]
     patient = tmp_path / "notebook-plan-patient-quick"  # the "your own patient" section: DICOM in, RTDOSE out
     assert (patient / "best_dose.dcm").is_file() and f"RTDOSE of the best plan on the patient's CT grid: {patient}" in out["text"]
     assert "'Femur_Head_L': 'FemHead_L'" in out["text"] and any("CT grid" in h and "met" in h for h in out["html"])

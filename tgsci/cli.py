@@ -80,7 +80,8 @@ def _start(spec: dict, start: Optional[str]) -> str:
         _fail(str(exc))
 
 
-def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed):
+def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed,
+         stop_when=None):
     """Run optimize() under a rich progress bar, print the outcome and write the report."""
     from .domains import domain_for
     from .engine import EngineError
@@ -102,7 +103,7 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
             result = optimize(
                 objective, start, method=method, engine=feedback, optimizer_engine=optimizer, max_steps=steps,
                 n_proposals=proposals, max_evaluations=max_evaluations, patience=patience,
-                target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step,
+                target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step, stop_when=stop_when,
             )
         except (RunDirError, EngineError, ValueError) as exc:
             _fail(str(exc))
@@ -147,6 +148,8 @@ def molecule(
     delete_residues: Optional[str] = typer.Option(None, help="Residues to delete, e.g. A:350,B:15."),
     delete_bad_residues: bool = typer.Option(False, help="Delete every residue meeko cannot type (named in receptor.json)."),
     max_box_side: float = typer.Option(40.0, help="Largest box side accepted (Angstrom); Vina's cost grows with the box volume."),
+    goal: list[str] = typer.Option([], help="A goal on a metric, e.g. --goal 'vina<=-9' --goal 'qed>=0.6' (shown to the LLM)."),
+    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best molecule meets every --goal."),
     start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
     steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
     proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
@@ -175,6 +178,8 @@ def molecule(
     docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
     spec = {"kind": "molecule", "off_targets": list(off_target), "aggregation": aggregation,
             "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers}
+    if goal:
+        spec["goals"] = list(goal)
     if targets_file:
         spec["targets_file"] = str(targets_file)
     if receptor:
@@ -186,7 +191,8 @@ def molecule(
     for note in (objective.targets[objective.primary].preparation or {}).get("box", {}).get("notes", []):
         console.print(f"note: {note}")
     start_value = _start(objective.spec, start)
-    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed)
+    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed,
+         stop_when)
 
 
 def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains, keep_waters,
@@ -229,6 +235,9 @@ def plan(
     run_dir: Path = typer.Option(Path("runs/plan"), help="Run directory (resumed if it exists)."),
     seed: int = typer.Option(0),
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
+    protocol: Optional[str] = typer.Option(None, help="paper: the TextGrad paper's protocol (start weights 100, reference plans, "
+                                                      "stop when all goals are met or after 10 steps; TPE: 50 evaluations in [100, 400])."),
+    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best plan meets every clinical goal."),
     export_dose: Optional[str] = typer.Option(None, help="Only export a recorded plan of --run-dir as DICOM RTDOSE: "
                                                          "best, start, a step number, or weights as JSON."),
     out: Optional[Path] = typer.Option(None, help="With --export-dose: the RTDOSE file (default RUN_DIR/dose_<which>.dcm)."),
@@ -238,9 +247,21 @@ def plan(
         return _export_dose(run_dir, export_dose, out)
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
-    objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty()})
+    objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
+                            **({"protocol": protocol} if protocol else {})})
     start_value = _start(objective.spec, start)
-    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, None, run_dir, seed)
+    budget = {"steps": steps, "proposals": proposals, "max_evaluations": max_evaluations, "patience": patience or None, "stop_when": stop_when}
+    if protocol:  # the protocol's budget, for this method
+        from .presets import protocol_budget
+        from .proposers import canonical_method
+
+        preset = protocol_budget(protocol, canonical_method(method))
+        budget.update({"steps": preset["max_steps"], "proposals": preset.get("n_proposals", proposals),
+                       "max_evaluations": preset.get("max_evaluations"), "patience": preset.get("patience"),
+                       "stop_when": preset.get("stop_when")})
+        console.print(f"protocol {protocol}: {budget}")
+    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
+         budget["patience"], None, run_dir, seed, budget["stop_when"])
 
 
 def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:

@@ -24,6 +24,7 @@ from .proposers import LoopState, Proposer, make_proposer
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
 
 MAX_CONSECUTIVE_ENGINE_ERRORS = 3
+STOP_RULES = (None, "all_goals_met")
 
 
 @dataclass
@@ -66,9 +67,13 @@ def optimize(
     run_dir: Optional[str | Path] = None,
     seed: int = 0,
     callback: Optional[Callable[[StepRecord], None]] = None,
+    stop_when: Optional[str] = None,
     **function_options,
 ) -> OptimizationResult:
     """Optimize ``start`` under ``objective``; lower score is better. Resumes from ``run_dir``.
+
+    ``stop_when="all_goals_met"`` stops as soon as the best candidate meets every goal of the
+    objective (a plan's clinical goals; a molecule's ``goals``), besides the budget and patience.
 
     ``objective`` is an ``Objective`` or a plain function ``fn(value) -> (score, words)``
     described by ``describe="the goal"`` (and optionally ``validate=``, ``role=``,
@@ -77,10 +82,16 @@ def optimize(
     """
     if max_steps < 0 or n_proposals < 1:
         raise ValueError("max_steps must be >= 0 and n_proposals >= 1")
+    if stop_when not in STOP_RULES:
+        raise ValueError(f"stop_when must be one of {', '.join(str(r) for r in STOP_RULES)}, not {stop_when!r}")
     objective = as_objective(objective, **function_options)
+    if stop_when == "all_goals_met" and objective.goals_met(Evaluation("", None, error="probe")) is None:
+        raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
     proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
     budget = {"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations,
               "patience": patience, "min_improvement": min_improvement, "target_score": target_score}
+    if stop_when:
+        budget["stop_when"] = stop_when  # only when set: records of runs without it keep their budget
     config = RunConfig(objective=objective.fingerprint(), start=start, method=proposer.describe(), seed=seed,
                        budget=budget, spec=objective.spec)
     record = RunRecord.open(run_dir, config) if run_dir else None
@@ -186,6 +197,9 @@ def _stale_steps(steps: list[StepRecord], min_improvement: float) -> int:
 def _should_stop(state: LoopState, budget: dict, stale: int) -> Optional[str]:
     if budget["target_score"] is not None and state.best.valid and state.best.score <= budget["target_score"]:
         return "target_score"
+    if budget.get("stop_when") == "all_goals_met":
+        if state.best.valid and state.objective.goals_met(state.best):
+            return "all_goals_met"
     if state.step >= budget["max_steps"]:
         return "max_steps"
     if budget["max_evaluations"] is not None and count_simulations(state.evaluations) >= budget["max_evaluations"]:

@@ -105,6 +105,8 @@ class TGD:
         seed: Optional[int] = None,
         min_valid: Optional[int] = None,
         retry_duplicates: bool = False,
+        references: Iterable[tuple[str, str, str]] = (),
+        max_references: int = 3,
     ) -> None:
         self.parameters = list(parameters)
         if not self.parameters:
@@ -129,6 +131,9 @@ class TGD:
         # (new feedback, new seed) is the better use of a call. Parse and validation errors are
         # retried: the error message is what the model needs.
         self.retry_duplicates = retry_duplicates
+        # (name, value, one line of numbers): worked examples shown in every prompt, bounded (the
+        # paper's reference plans); values whole, like everything else.
+        self.references = list(references)[:max_references]
 
     def remember(self, value: str, score: Optional[float], summary: str) -> None:
         """Add a tried value with its score (None: invalid) and one line of numbers to the history."""
@@ -158,11 +163,19 @@ class TGD:
             value=variable.value,
             feedback=variable.gradient_text() or "(no feedback)",
             history_block=self.history.render(),
+            references_block=self._references_block(),
             constraints_block=constraints,
             k=k,
             format_hint=self.value_format.hint,
             example=", ".join([self.value_format.example] * k),
         )
+
+    def _references_block(self) -> str:
+        if not self.references:
+            return ""
+        lines = "\n".join(prompts.HISTORY_LINE.format(tag=f"{name}: ", value=value, summary=summary)
+                          for name, value, summary in self.references)
+        return prompts.REFERENCES_BLOCK.format(direction=self.history.direction, lines=lines)
 
     def propose(self, variable: Variable) -> ProposalResult:
         """Ask for k values, validate them, retry on failures with the errors as feedback."""

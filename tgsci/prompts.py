@@ -69,7 +69,7 @@ Current value:
 Feedback on the current value:
 <FEEDBACK>{feedback}</FEEDBACK>
 {history_block}{constraints_block}
-Write {k} new, different values of the {role} that follow the feedback and are better than the values above. {format_hint}
+{references_block}Write {k} new, different values of the {role} that follow the feedback and are better than the values above. {format_hint}
 Reply with JSON only: {{"proposals": [{example}]}}"""
 
 OBJECTIVE_BLOCK = "\nGoal: {objective}\n"
@@ -80,6 +80,11 @@ Values tried so far ({direction}):
 """
 
 HISTORY_LINE = "- {tag}{value} -> {summary}"
+
+REFERENCES_BLOCK = """
+Reference designs (worked examples, {direction}):
+{lines}
+"""
 
 CONSTRAINTS_BLOCK = """
 Constraints every value must satisfy:

@@ -129,8 +129,15 @@ def render_run(run: RunRecord) -> str:
 
 
 def report_run(run_dir, path=None) -> Path:
-    """Write the report (default ``run_dir/report.html``) atomically; returns its path."""
+    """Write the report (default ``run_dir/report.html``) atomically, and the domain's comparison
+    table as CSV beside it (plans: ``paper_table.csv``); returns the report's path."""
+    from .tables import csv_text
+
     run = load_run(run_dir)
     out = Path(path) if path else run.path / "report.html"
     write_text_atomic(out, render_run(run))
+    domain = domain_for(run.kind)
+    rows = domain.comparison_rows(run, f"best ({run.config.method.get('method', 'best')})") if domain.comparison_file else []
+    if rows:
+        write_text_atomic(out.parent / domain.comparison_file, csv_text(rows))
     return out

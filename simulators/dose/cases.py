@@ -128,6 +128,7 @@ class CaseSpec:
     tiebreak_structures: tuple = ()
     tiebreak_weight: float = 0.1
     weight_max: float = 1e5
+    reference_plans: tuple = ()  # (name, {objective: weight}, source): worked examples for the TGD prompt
     manifest: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -176,8 +177,15 @@ class CaseSpec:
             "manifest_sha256": hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest(),
             "plan": {**self.plan.dose_calc_fields(), "max_iter": self.plan.max_iter, "variant": self.plan.variant},
             "prescription_gy": self.prescription_gy,
+            "target": self.target,
+            "oars": [s.name for s in self.structures if s.type == "OAR" and not _is_body(s.name)],
             "goals": [asdict(g) for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
         }
+
+
+def _is_body(name: str) -> bool:
+    """The outline of the patient (External, BODY, ...): an OAR for the optimizer, not an organ in tables."""
+    return name.strip().lower() in ("body", "external", "skin", "outline", "patient")
 
 
 def _without_paths(phantom: dict) -> dict:
@@ -256,6 +264,11 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
         unit = "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy")
         goals.append(GoalSpec(g["structure"], g["metric"], g["op"], value, g.get("source", ""), float(g.get("priority", 1.0)), unit))
     scoring = data.get("scoring", {})
+    references = []
+    for r in data.get("reference_plans", []):
+        if set(r.get("weights", {})) != set(names):
+            raise ValueError(f"reference plan {r.get('name')!r}: weights must name exactly the objectives {names}")
+        references.append((str(r["name"]), {k: float(v) for k, v in r["weights"].items()}, str(r.get("source", ""))))
     return CaseSpec(
         name=data["name"],
         description=data.get("description", ""),
@@ -271,6 +284,7 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
         tiebreak_structures=tuple(scoring.get("tiebreak_structures", ())),
         tiebreak_weight=float(scoring.get("tiebreak_weight", 0.1)),
         weight_max=float(scoring.get("weight_max", 1e5)),
+        reference_plans=tuple(references),
         manifest=manifest,
     )
 

@@ -93,6 +93,13 @@ class Domain:
                 for step, c in run.candidates()]
         return [(f"Candidates ({len(rows)})", html_table(rows))]
 
+    comparison_file = ""  # a table comparing a run's best with its start and references (plans: the paper's)
+
+    def comparison_rows(self, run: "RunRecord", label: str, context: bool = True) -> list[dict]:
+        """Rows of ``comparison_file`` for a run: its best labelled ``label``; with ``context`` also
+        the start and the reference designs."""
+        return []
+
     def overview_rows(self, config: "RunConfig") -> list[tuple[str, str]]:
         """Extra (label, text) rows of the report's summary table."""
         return []
@@ -161,8 +168,8 @@ def build_objective(spec: dict, base: Optional[str | Path] = None) -> "Objective
 
 
 def _load_builtin() -> None:
-    if not _REGISTRY:
-        from . import molecule, plan  # noqa: F401 - each registers itself
+    """Import the built-in domains (each registers itself on import; importing twice is a no-op)."""
+    from . import molecule, plan  # noqa: F401
 
 
 __all__ = ["SpecError", "Domain", "GENERIC", "register", "kinds", "get_domain", "domain_for", "check_spec", "build_objective"]

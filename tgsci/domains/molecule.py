@@ -19,6 +19,7 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
     scaffold = "c1ccccc1C(=O)O"       # SMARTS every proposal keeps
     max_mol_weight = 450
     constraints = ["no ester"]        # extra words for the LLM
+    goals = ["vina<=-9", "qed>=0.6"]  # or tables {metric, op, value}: for stop_when = "all_goals_met"
     compare_references = true         # dock the target's approved drugs for comparison
     docking = {exhaustiveness = 8, seed = 974528263, cpu = 0, limits = {max_heavy_atoms = 60}}
     docking_workers = 1
@@ -44,7 +45,7 @@ class MoleculeDomain(Domain):
     subject = "target"
     subjects_key = "targets"
     option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
-                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file") + RECEPTOR_KEYS
+                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file", "goals") + RECEPTOR_KEYS
     path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
     methods = ("tgd", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
@@ -85,6 +86,15 @@ class MoleculeDomain(Domain):
             raise SpecError("compare_references must be true or false", "compare_references")
         if "constraints" in out and not (isinstance(out["constraints"], list) and all(isinstance(c, str) for c in out["constraints"])):
             raise SpecError("constraints must be a list of strings", "constraints")
+        if "goals" in out:
+            from ..objectives.molecule_goals import parse_goal
+
+            if not isinstance(out["goals"], list):
+                raise SpecError('goals must be a list, e.g. ["vina<=-9", "qed>=0.6"]', "goals")
+            try:
+                out["goals"] = [parse_goal(g) for g in out["goals"]]
+            except ValueError as exc:
+                raise SpecError(str(exc), "goals") from None
         if out.get("scaffold") is not None:
             from rdkit import Chem
 
@@ -193,7 +203,7 @@ class MoleculeDomain(Domain):
         options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references",
                                         "cache_dir", "targets_file") if k in spec}
         return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 1),
-                                 extra_constraints=tuple(spec.get("constraints", ())), **options)
+                                 extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
     def subjects(self, value: Any, options: dict) -> list[str]:
         """Target names: "all" (of targets_file when given, else DOCKSTRING's 58) or a list."""

@@ -5,6 +5,7 @@ Spec (a dict or TOML table; every key but ``case`` optional)::
     kind = "plan"
     case = "tg119"                    # a case in targets/cases
     fast = true                       # the case's [plan.fast] settings (quick trials, tests)
+    protocol = "paper"                # tgsci.presets: start weights 100, baselines search [100, 400]
     dose_grid_mm = 5                  # plan settings override the case's: machine, gantry_angles,
     max_iter = 100                    #   couch_angles, bixel_width_mm, dose_grid_mm, max_iter, memory_gb
     threads = 2                       # dose engine: threads, check_memory, use_result_cache
@@ -29,7 +30,7 @@ class PlanDomain(Domain):
     kind = "plan"
     subject = "case"
     subjects_key = "cases"
-    option_keys = ("fast",) + SETTING_KEYS + ENGINE_KEYS
+    option_keys = ("fast", "protocol") + SETTING_KEYS + ENGINE_KEYS
     path_keys = ("case", "cache_dir")
     methods = ("tgd", "random", "graph-ga", "tpe")
     trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
@@ -44,6 +45,11 @@ class PlanDomain(Domain):
         out["fast"] = out.get("fast", False)
         if not isinstance(out["fast"], bool):
             raise SpecError("fast must be true or false", "fast")
+        if out.get("protocol") is not None:
+            from ..presets import PROTOCOLS
+
+            if out["protocol"] not in PROTOCOLS:
+                raise SpecError(f"unknown protocol {out['protocol']!r}; choose one of: {', '.join(PROTOCOLS)}", "protocol")
         for key in ("check_memory", "use_result_cache", "progress"):
             if key in out and not isinstance(out[key], bool):
                 raise SpecError(f"{key} must be true or false", key)
@@ -92,7 +98,8 @@ class PlanDomain(Domain):
         from ..objectives.plan import PlanObjective
 
         engine = {k: spec[k] for k in ("threads", "check_memory", "progress") if k in spec}
-        return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True), **engine)
+        return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True),
+                             protocol=spec.get("protocol"), **engine)
 
     def subjects(self, value: Any, options: dict) -> list[str]:
         from simulators.dose.cases import list_cases
@@ -113,6 +120,10 @@ class PlanDomain(Domain):
 
         case = self.case(spec)
         if value in (None, "default"):
+            if spec.get("protocol"):
+                from ..presets import protocol
+
+                return canonical_weights({n: protocol(spec["protocol"])["start_weight"] for n in case.objective_names})
             return canonical_weights(case.start_weights())
         try:
             return parse_weights(case, value)
@@ -149,9 +160,45 @@ class PlanDomain(Domain):
                  "goals met": f"{c.metrics.get('goals_met', '-')}/{c.metrics.get('goals_total', '-')}", "error": c.error or ""}
                 for s, c in run.candidates()]
         sections.append((f"Plans evaluated ({len(rows)})", html_table(rows)))
+        method = run.config.method.get("method", "best")
+        table = self.comparison_rows(run, f"best ({method})")
+        if table:
+            sections.append(("The paper's table: start, best and reference plans (also in paper_table.csv)",
+                             html_table(table) + "<p class=\"note\">Deviations are from the prescription; mean doses on the "
+                             "dose grid; reference plans are the case's worked examples, evaluated by tgsci.</p>"))
         return sections
 
     result_columns = {"goals met": ("goals_met", "d"), "of": ("goals_total", "d")}
+    comparison_file = "paper_table.csv"
+
+    def comparison_rows(self, run, label: str, context: bool = True) -> list[dict]:
+        """The TextGrad paper's table (Nature 2025, radiotherapy): per plan, the target's mean-dose and
+        D95 deviation from the prescription, each organ's mean dose, goals met, evaluations."""
+        obj = run.config.objective
+        rx, target, oars = obj.get("prescription_gy"), obj.get("target"), obj.get("oars") or []
+        if rx is None or target is None:
+            return []
+
+        def row(name: str, ev, evaluations=None, to_goals=None) -> dict:
+            m = ev.metrics if ev is not None and ev.valid else {}
+            out = {"case": obj.get("case"), "plan": name,
+                   f"{target} mean - Rx (Gy)": _round(m.get(f"{target}.Dmean"), -rx),
+                   f"{target} D95 - Rx (Gy)": _round(m.get(f"{target}.D95"), -rx)}
+            out.update({f"{o} mean (Gy)": _round(m.get(f"{o}.Dmean")) for o in oars})
+            out["goals met"] = f"{m['goals_met']}/{m['goals_total']}" if "goals_met" in m else ""
+            out["evaluations used"] = evaluations
+            out["evaluations to all goals"] = to_goals
+            return out
+
+        rows = []
+        if context:
+            rows.append(row("start", run.start, 1, 1 if run.start is not None and _all_met(run.start) else None))
+        simulated = [c for rec in run.steps for c in rec.candidates if c.simulated]
+        first = next((i + 1 for i, c in enumerate(simulated) if _all_met(c)), None)
+        rows.append(row(label, run.best, run.evaluations(), first))
+        if context:
+            rows += [row(f"{name} (reference)", ev) for name, ev in run.references]
+        return rows
 
     def summary_values(self, best) -> dict:
         m = best.metrics
@@ -181,6 +228,15 @@ def _setting_ok(key: str, value) -> bool:
     if key == "max_iter":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return number(value) and value > 0
+
+
+def _round(value, shift: float = 0.0):
+    return None if value is None else round(float(value) + shift, 2)
+
+
+def _all_met(ev) -> bool:
+    m = ev.metrics if ev.valid else {}
+    return "goals_met" in m and m["goals_met"] == m["goals_total"]
 
 
 def goals_of(config) -> list:

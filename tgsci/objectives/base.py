@@ -107,6 +107,15 @@ class Objective:
         """What identifies this objective in a run directory (a resumed run must match it)."""
         return {"kind": self.kind}
 
+    def goals_met(self, evaluation: Evaluation) -> Optional[bool]:
+        """Whether ``evaluation`` meets every goal of the objective; None when it has no goals."""
+        return None
+
+    def prompt_references(self) -> list[tuple[str, str, str]]:
+        """(name, value, one line of numbers) of the designs the TGD prompt shows as worked examples
+        (the paper's reference plans); [] for none, and the prompt is unchanged."""
+        return []
+
     def references(self) -> list[tuple[str, Evaluation]]:
         """Named designs to compare against (approved drugs, reference plans), evaluated like any
         candidate; the run records them in its summary so reports never re-simulate."""

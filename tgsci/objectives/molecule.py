@@ -20,6 +20,7 @@ from simulators.files import write_json_atomic, write_text_atomic
 from ..formats import ValueFormat
 from ..tables import csv_text
 from .base import Evaluation, InvalidCandidate, Objective
+from .molecule_goals import goal_met, goal_text, parse_goal
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
@@ -68,11 +69,13 @@ class MoleculeObjective(Objective):
         compare_references: bool = True,
         simulators: Optional[dict] = None,
         targets_file: Optional[str] = None,
+        goals: tuple = (),
     ) -> None:
         """``target``: a name (DOCKSTRING's, or of ``targets_file``), a ``Target`` (your own receptor:
         ``simulators.targets.target_from_files``), or {name or Target: weight} for selectivity.
         ``simulators``: {target name: object with ``evaluate(smiles) -> list[Measurement]``} to use
-        instead of Vina docking for those targets (tests, or a docking program of your own)."""
+        instead of Vina docking for those targets (tests, or a docking program of your own).
+        ``goals``: e.g. ``["vina<=-9", "qed>=0.6"]`` (or dicts): shown to the LLM, checked by ``goals_met``."""
         from simulators.docking import DockingSettings
         from simulators.targets import Target
 
@@ -83,6 +86,7 @@ class MoleculeObjective(Objective):
             raise ValueError("give at least one target")
         self.targets_file = targets_file
         self.cache_dir = cache_dir
+        self.goals = [parse_goal(g) for g in goals]
         self.targets: dict[str, Target] = {}
         self.weights = {}
         for key, w in weights.items():
@@ -124,6 +128,12 @@ class MoleculeObjective(Objective):
 
     # ------------------------------------------------------------------ description
     def describe(self) -> str:
+        text = self._goal_sentence()
+        if self.goals:
+            text += " Goals: " + " and ".join(goal_text(g) for g in self.goals) + "."
+        return text
+
+    def _goal_sentence(self) -> str:
         if self.aggregation == "qed":
             return "Design a drug-like molecule with the highest QED (drug-likeness, 0 to 1)."
         parts = []
@@ -138,6 +148,11 @@ class MoleculeObjective(Objective):
         else:
             goal += f". Score = {self.score_formula()}, lower is better."
         return goal
+
+    def goals_met(self, ev: Evaluation) -> Optional[bool]:
+        if not self.goals:
+            return None
+        return ev.valid and all(goal_met(g, ev.metrics) for g in self.goals)
 
     def score_formula(self) -> str:
         terms = " + ".join(
@@ -175,6 +190,7 @@ class MoleculeObjective(Objective):
             "limits": asdict(self.limits),
             "scaffold": self.scaffold,
             "max_mol_weight": self.max_mol_weight,
+            **({"goals": self.goals} if self.goals else {}),
         }
 
     # ------------------------------------------------------------------ validation
@@ -293,6 +309,9 @@ class MoleculeObjective(Objective):
             f"SA score {m['sa']:.1f} (1 easy to 10 hard to make); Lipinski violations {m['lipinski_violations']}; "
             f"{m['heavy_atoms']} heavy atoms; {m['rotatable_bonds']} rotatable bonds; MW {m['mol_weight']:.0f}; logP {m['logp']:.1f}."
         )
+        if self.goals:
+            lines.append("Goals: " + "; ".join(
+                f"{goal_text(g)}: {'met' if goal_met(g, m) else 'MISSED'} ({m.get(g['metric'], float('nan')):.2f})" for g in self.goals) + ".")
         if start is not None and start.valid and start.value != ev.value:
             from simulators.properties import tanimoto
 

@@ -99,11 +99,18 @@ class PlanObjective(Objective):
     what = "weight vector"
     direction = "lower score is better"
 
-    def __init__(self, case: CaseSpec, cache_dir: Optional[str | Path] = None, use_result_cache: bool = True, **engine_options):
+    def __init__(self, case: CaseSpec, cache_dir: Optional[str | Path] = None, use_result_cache: bool = True,
+                 protocol: Optional[str] = None, **engine_options):
         """``cache_dir`` holds the influence matrix and the table of evaluated weight vectors
-        (default ``$TGSCI_CACHE_DIR/dose`` or ``~/.cache/tgsci/dose``); ``engine_options`` go to
-        ``DoseEngine`` (``threads``, ``check_memory``, ``warm_start``)."""
+        (default ``$TGSCI_CACHE_DIR/dose`` or ``~/.cache/tgsci/dose``); ``protocol``: a study
+        protocol of ``tgsci.presets`` (``"paper"``: start weights 100, baselines search [100, 400]);
+        ``engine_options`` go to ``DoseEngine`` (``threads``, ``check_memory``, ``warm_start``, ``progress``)."""
+        from ..presets import protocol as preset
+
         self.case = case
+        self.protocol = protocol
+        self._preset = preset(protocol) if protocol else {}
+        self._references: Optional[list[tuple[str, Evaluation]]] = None
         self.names = case.objective_names
         self.weight_max = float(case.weight_max)
         self.simulator = DoseSimulator(case, cache_dir=cache_dir, use_result_cache=use_result_cache, **engine_options)
@@ -131,13 +138,38 @@ class PlanObjective(Objective):
         """Weight vectors actually optimized by this objective (cache hits excluded)."""
         return self.simulator.optimized
 
+    def references(self) -> list[tuple[str, Evaluation]]:
+        """The case's reference plans, evaluated like any candidate (cached): the paper's table shows them."""
+        if self._references is None:
+            plans = self.case.reference_plans
+            evals = self.evaluate([canonical_weights(w) for _, w, _ in plans]) if plans else []
+            self._references = [(name, ev) for (name, _, _), ev in zip(plans, evals)]
+        return self._references
+
+    def prompt_references(self) -> list[tuple[str, str, str]]:
+        return [(name, ev.value, self.summarize(ev)) for name, ev in self.references() if ev.valid]
+
+    def goals_met(self, ev: Evaluation) -> Optional[bool]:
+        if not self.case.goals:
+            return None
+        return ev.valid and ev.metrics.get("goals_met") == len(self.case.goals)
+
+    def start_weights(self) -> dict[str, float]:
+        """The manifest's starting weights, or the protocol's (the paper's: 100 for every objective)."""
+        if "start_weight" in self._preset:
+            return {n: float(self._preset["start_weight"]) for n in self.names}
+        return self.case.start_weights()
+
     def start_value(self) -> str:
-        """The manifest's starting weights, canonical."""
-        return canonical_weights(self.case.start_weights())
+        """The starting weights, canonical."""
+        return canonical_weights(self.start_weights())
 
     def search_space(self) -> dict[str, tuple[float, float]]:
-        """Per objective, the (low, high) range the baselines search in (log scale):
-        start weight / 30 ... start weight * 30, within (0, weight_max]."""
+        """Per objective, the (low, high) range the baselines search in (log scale): the protocol's
+        range, else start weight / 30 ... start weight * 30, within (0, weight_max]."""
+        if "search_range" in self._preset:
+            low, high = self._preset["search_range"]
+            return {n: (float(low), float(high)) for n in self.names}
         start = self.case.start_weights()
         top = max(start.values()) or 1.0
         space = {}
@@ -188,7 +220,8 @@ class PlanObjective(Objective):
     def fingerprint(self) -> dict:
         from simulators.dose.simulator import OPTIMIZER_VERSION
 
-        return {"kind": self.kind, **self.case.fingerprint(), "inner_optimizer": OPTIMIZER_VERSION}
+        return {"kind": self.kind, **self.case.fingerprint(), "inner_optimizer": OPTIMIZER_VERSION,
+                **({"protocol": self.protocol} if self.protocol else {})}
 
     # ------------------------------------------------------------------ validation
     def validate(self, text: str) -> str:

@@ -56,6 +56,7 @@ class TGDProposer(Proposer):
             constraints=objective.constraints(), validate=objective.validate, max_retries=self.max_retries,
             history=History(self.history_best, self.history_recent, objective.direction),
             min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
+            references=objective.prompt_references(),
         )
 
     def tell(self, evaluations, failures) -> None:

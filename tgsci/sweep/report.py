@@ -188,9 +188,31 @@ def report_sweep(out_dir, plot: bool = True) -> SweepReport:
     if references:
         report.paths["references.csv"] = out / "references.csv"
         write_text_atomic(out / "references.csv", csv_text(references))
+    comparison = _comparison_rows(out, sweep["runs"], domain)
+    if comparison:
+        report.paths[domain.comparison_file] = out / domain.comparison_file
+        write_text_atomic(out / domain.comparison_file, csv_text(comparison))
     if plot:
         report.paths["summary.png"] = plot_sweep(rows, best_ref, domain, out / "summary.png", title=sweep.get("name") or out.name)
     return report
+
+
+def _comparison_rows(out: Path, runs: list[dict], domain: Domain) -> list[dict]:
+    """Per subject, the start and the reference designs once, and every finished run's best (plans: the paper's table)."""
+    if not domain.comparison_file:
+        return []
+    rows, seen = [], set()
+    for run in runs:
+        try:
+            state, record = run_state(out / run["name"])
+        except RunDirError:
+            continue
+        if state != "finished":
+            continue
+        subject = run.get("subject") or run.get(domain.subject)
+        rows += domain.comparison_rows(record, f"{run['method']} seed {run['seed']} start {run['start_index']}", context=subject not in seen)
+        seen.add(subject)
+    return rows
 
 
 def _subject_rows(rows: list[dict], best_ref: dict, domain: Domain) -> list[dict]:

@@ -23,15 +23,16 @@ from ..proposers import canonical_method
 
 # Allowed keys per table; None: checked by the objective's domain.
 SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
-    "sweep": ("name", "kind", "targets", "targets_file", "cases", "starts", "seeds", "method", "methods"),
-    "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score"),
+    "sweep": ("name", "kind", "targets", "targets_file", "cases", "starts", "seeds", "method", "methods", "protocol"),
+    "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score", "stop_when"),
     "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries"),
     "objective": None,  # the domain's options (tgsci.domains): molecule aggregation, ...; plan fast, ...
     "docking": None,  # molecules: the objective's docking table
     "plan": None,  # plans: plan settings, merged into the objective spec
     "resources": ("n_workers", "llm_concurrency", "docking_workers", "max_attempts", "cache_dir", "run_lock_timeout_s"),
 }
-BUDGET_DEFAULTS = {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3, "min_improvement": 0.0, "target_score": None}
+BUDGET_DEFAULTS = {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3, "min_improvement": 0.0,
+                   "target_score": None, "stop_when": None}
 RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_workers": 1, "max_attempts": 3, "cache_dir": None, "run_lock_timeout_s": 3600.0}
 DOMAIN_TABLES = {"molecule": ("objective", "docking"), "plan": ("objective", "plan")}
 
@@ -46,6 +47,7 @@ class SweepSpec:
     budget: dict
     engine: dict
     objectives: dict[str, dict]  # subject -> checked objective spec
+    budgets: dict[str, dict]  # method -> budget (the [budget] table, or a protocol's for that method)
     run_starts: dict[tuple[str, int], str]  # (subject, start index) -> the start value, resolved and checked
     resources: dict
     name: str = ""
@@ -63,7 +65,7 @@ class SweepSpec:
                         runs.append({
                             "name": run_name(subject, i, start, seed, method), "kind": self.kind, subject_key: subject,
                             "subject": subject, "start": self.run_starts[(subject, i)], "start_index": i, "seed": seed,
-                            "method": method, "budget": dict(self.budget), "engine": dict(self.engine),
+                            "method": method, "budget": dict(self.budgets[method]), "engine": dict(self.engine),
                             "objective": self.objectives[subject],
                             "run_lock_timeout_s": self.resources["run_lock_timeout_s"],
                         })
@@ -138,6 +140,13 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
 
     budget = {**BUDGET_DEFAULTS, **data.get("budget", {})}
     _check_budget(budget, where)
+    budgets = {m: dict(budget) for m in methods}
+    if sweep.get("protocol") is not None:
+        from ..presets import PROTOCOLS, protocol_budget
+
+        if sweep["protocol"] not in PROTOCOLS:
+            raise SpecError(f"{where.at('sweep', 'protocol')}: unknown protocol {sweep['protocol']!r}; choose one of: {', '.join(PROTOCOLS)}")
+        budgets = {m: {**budget, **protocol_budget(sweep["protocol"], m)} for m in methods}
     engine = dict(data.get("engine", {}))
     for key, value in engine.items():
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -158,7 +167,7 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
         starts = list(dict.fromkeys(run_starts[(subjects[0], i)] for i in range(len(starts))))
         run_starts = {(s, i): v for s in subjects for i, v in enumerate(starts)}
     return SweepSpec(kind=kind, subjects=subjects, starts=starts, seeds=seeds, methods=methods, budget=budget, engine=engine,
-                     objectives=objectives, run_starts=run_starts, resources=resources, name=str(sweep.get("name", "")),
+                     objectives=objectives, budgets=budgets, run_starts=run_starts, resources=resources, name=str(sweep.get("name", "")),
                      source=source, raw=data)
 
 
@@ -166,6 +175,8 @@ def _objective_options(kind: str, data: dict, resources: dict, base: Path) -> di
     """The objective spec's options from the sweep file's [objective] (and [docking] or [plan]) tables;
     file paths are read against the sweep file's folder."""
     options = dict(data.get("objective", {}))
+    if data.get("sweep", {}).get("protocol") is not None:
+        options["protocol"] = data["sweep"]["protocol"]
     if data.get("sweep", {}).get("targets_file") is not None:
         options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
     if kind == "molecule":
@@ -290,6 +301,8 @@ def _check_budget(b: dict, where: _Where) -> None:
         bad("min_improvement", "must be a number >= 0")
     if b["target_score"] is not None and not _is_num(b["target_score"]):
         bad("target_score", "must be a number")
+    if b["stop_when"] not in (None, "all_goals_met"):
+        bad("stop_when", 'must be "all_goals_met"')
 
 
 def _check_resources(r: dict, where: _Where) -> None:
