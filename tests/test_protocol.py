@@ -102,6 +102,14 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
     assert budgets["tgd"]["max_steps"] == 10 and budgets["tgd"]["stop_when"] == "all_goals_met"
     assert budgets["tpe"]["max_evaluations"] == 50 and budgets["tpe"]["stop_when"] is None
     assert spec.expand()[0]["start"] == '{"BODY": 100, "Core": 100, "OuterTarget": 100}'
+    from pathlib import Path
+
+    from tgsci.sweep import load_spec
+
+    example = load_spec(Path(__file__).resolve().parent.parent / "examples" / "sweep_paper.toml").expand()
+    assert {(r["case"], r["method"], r["budget"]["max_steps"]) for r in example} == {
+        ("prostate", "tgd", 10), ("prostate", "tpe", 50), ("tg119", "tgd", 10), ("tg119", "tpe", 50)}
+    assert all(r["objective"]["protocol"] == "paper" for r in example)
 
     with open(run / "paper_table.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
