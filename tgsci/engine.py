@@ -53,6 +53,9 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     seconds: float = 0.0
+    prompt_seconds: float = 0.0  # prompt processing, where the provider reports it (the embedded model does)
+    generation_seconds: float = 0.0
+    cached_prompt_tokens: int = 0  # prompt tokens served from the provider's KV/prompt cache
 
     def add(self, other: "Usage") -> None:
         for name, value in asdict(other).items():
@@ -277,10 +280,15 @@ def _reply_from_response(response, seconds: float) -> Reply:
             cost = float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:
             cost = 0.0
+    timings = getattr(response, "timings", None) or {}
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = int(timings.get("cache_n") or getattr(details, "cached_tokens", 0) or 0)
     return Reply(
         text=text,
         finish_reason=str(choice.finish_reason or "stop"),
-        usage=Usage(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost, seconds=seconds),
+        usage=Usage(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost, seconds=seconds,
+                    prompt_seconds=float(timings.get("prompt_ms") or 0.0) / 1000, generation_seconds=float(timings.get("predicted_ms") or 0.0) / 1000,
+                    cached_prompt_tokens=cached),
     )
 
 

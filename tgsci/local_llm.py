@@ -149,6 +149,7 @@ def register_local_provider() -> None:
                     "total_tokens": usage.get("total_tokens", 0),
                 },
                 response_ms=1000 * (time.perf_counter() - start),
+                timings=result.get("timings") or {},  # llama.cpp's prompt/generation split, for the run record
             )
 
     handler = LocalLLM()
