@@ -26,6 +26,7 @@ Prints a per-step table and a summary, and saves the printed text to
 benchmarks/results/llm_calls.txt. Progress goes to stderr.
 
     python benchmarks/llm_calls.py [--steps 20] [--textgrad-venv /tmp/textgrad-venv]
+    python benchmarks/llm_calls.py --embedded --before REF [--steps 20]   # the embedded model, before/after
 """
 
 from __future__ import annotations
@@ -373,7 +374,18 @@ def main() -> None:
     parser.add_argument("--textgrad-venv", default="/tmp/textgrad-venv")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm_calls.txt"))
     parser.add_argument("--textgrad-worker", metavar="OUT_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--embedded", action="store_true",
+                        help="instead: the embedded model's steps before/after (see benchmarks/embedded_steps.py)")
+    parser.add_argument("--before", default="HEAD", help="--embedded: the git ref to compare with")
+    parser.add_argument("--after", default=None, help="--embedded: a git ref for the after side (default: this tree)")
+    parser.add_argument("--objectives", default="demo,tg119", help="--embedded: demo and/or tg119")
     args = parser.parse_args()
+    if args.embedded:
+        import embedded_steps
+
+        out = Path(args.out) if args.out != parser.get_default("out") else ROOT / "benchmarks" / "results" / "embedded_steps.txt"
+        embedded_steps.main(args.before, args.steps, args.objectives.split(","), out, args.after)
+        return
     if args.steps < 1:
         parser.error("--steps must be >= 1")
     if str(ROOT) not in sys.path:

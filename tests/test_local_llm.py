@@ -52,10 +52,22 @@ def _check_run_dir(run_dir, steps):
 
 
 def test_end_to_end_tgd_with_the_embedded_model_on_qed(tmp_path):
+    """8 real steps: at least 7 yield a new valid molecule; LLM time is split and the KV cache reused."""
     objective = MoleculeObjective("PPARA", aggregation="qed", compare_references=False)
     engine = Engine("local/smollm2-135m", temperature=0.8, cache_dir=tmp_path / "llm")
-    result = optimize(objective, "c1ccccc1", engine=engine, max_steps=2, n_proposals=2, patience=None, run_dir=tmp_path / "run")
-    records = _check_run_dir(tmp_path / "run", 2)
+    result = optimize(objective, "c1ccccc1", engine=engine, max_steps=8, n_proposals=2, patience=None, run_dir=tmp_path / "run")
+    records = _check_run_dir(tmp_path / "run", 8)
+    tried = {"c1ccccc1"}
+    productive = 0
+    for rec in records[1:]:
+        new = {c["value"] for c in rec["candidates"] if c["error"] is None} - tried
+        productive += bool(new)
+        tried |= {c["value"] for c in rec["candidates"]}
+        usage = rec["usage"]
+        assert usage["prompt_seconds"] > 0 and usage["generation_seconds"] > 0, usage  # llama.cpp's own split
+        # the update call continues the feedback exchange: at least that exchange came from the KV cache
+        assert usage["cached_prompt_tokens"] > 100, usage
+    assert productive >= 7, [[f["reason"] for f in r["failures"]] for r in records[1:]]
     assert "QED drug-likeness" in records[1]["loss"]
     # each step's loss is the objective's words for the candidate the previous step ended on (the
     # forward pass of the primitives), and the recorded best is the best of everything evaluated

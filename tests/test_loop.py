@@ -4,9 +4,10 @@ import json
 import re
 
 import pytest
-from scripted import NumberObjective, ScriptedEngine
+from scripted import NumberObjective, ScriptedEngine, proposals_json
 
 from tgsci import EngineError, optimize
+from tgsci.optim import DUPLICATE
 from tgsci.prompts import TGD_SYSTEM
 from tgsci.record import RunDirError, read_jsonl
 
@@ -195,3 +196,35 @@ def test_a_resumed_run_sends_the_same_prompts_as_an_uninterrupted_one(tmp_path):
     assert [r["messages"] for r in resumed.requests] == [r["messages"] for r in full.requests[4:]]
     assert [r["kwargs"]["seed"] for r in resumed.requests if "seed" in r["kwargs"]] == \
         [r["kwargs"]["seed"] for r in full.requests[4:] if "seed" in r["kwargs"]]
+
+
+def _repeating_engine(embedded: bool) -> ScriptedEngine:
+    """Feedback, then always the start value again: a model that only repeats itself."""
+    def respond(messages, kwargs):
+        return proposals_json("0") if "proposals" in messages[-1]["content"] else "Try a larger number."
+
+    engine = ScriptedEngine(respond=respond)
+    engine.embedded = embedded
+    return engine
+
+
+def test_a_step_where_the_embedded_model_only_repeats_gets_one_labelled_fallback_candidate(tmp_path):
+    from tgsci.run_report import report_run
+
+    objective = NumberObjective(target=100)
+    result = optimize(objective, "0", engine=_repeating_engine(True), max_steps=3, n_proposals=2, patience=None, run_dir=tmp_path)
+    records = list(read_jsonl(tmp_path / "trajectory.jsonl"))
+    for rec in records[1:]:
+        [candidate] = rec["candidates"]  # one mutation, not k: the LLM keeps the budget
+        assert candidate["origin"] == "fallback: mutation of a repeated LLM proposal"
+        assert abs(int(candidate["value"])) <= 5 and candidate["value"] != "0"  # a neighbour of what the LLM repeated
+        assert [f["reason"] for f in rec["failures"]] == [DUPLICATE]  # the LLM's own attempts stay recorded
+    assert json.loads((tmp_path / "config.json").read_text())["method"]["fallback"] is True
+    html = report_run(tmp_path).read_text()
+    assert html.count("fallback: mutation of") == 3
+    assert len(result.evaluations) == 4
+
+
+def test_api_models_get_no_fallback_a_repeating_step_stays_empty():
+    result = optimize(NumberObjective(target=100), "0", engine=_repeating_engine(False), max_steps=2, n_proposals=2, patience=None)
+    assert [len(s.candidates) for s in result.steps[1:]] == [0, 0]

@@ -128,3 +128,43 @@ def test_duplicates_alone_are_not_retried_unless_asked():
     engine = ScriptedEngine([proposals_json("10"), proposals_json("40")])
     opt, var = _tgd(engine, k=1, retry_duplicates=True)
     assert opt.propose(var).values == ["40"] and len(engine.requests) == 2
+
+
+def _feedback_then_update(embedded: bool):
+    """One primitives step (simulator call, backward, TGD step) on an engine that says whether it is embedded."""
+    from tgsci import SimulatorCall
+
+    engine = ScriptedEngine(["Go higher: try 40 or more.", proposals_json("40", "41"), "bad", proposals_json("50", "51")])
+    engine.embedded = embedded
+    objective = NumberObjective()
+    x = Variable("10", objective.role_description)
+    loss = SimulatorCall(lambda v: (None, f"distance {abs(int(v) - 42)}"), objective.describe())(x)
+    loss.backward(engine)
+    opt = TGD([x], engine, n_proposals=2, validate=objective.validate, objective=objective.describe())
+    opt.propose(x)
+    return engine
+
+
+def test_the_embedded_model_gets_the_update_as_a_follow_up_of_the_feedback_exchange():
+    """Its KV cache then holds everything the two calls share: only the follow-up is new prompt work."""
+    from tgsci import prompts
+    from tgsci.functions import EMBEDDED_FEEDBACK_MAX_TOKENS
+
+    engine = _feedback_then_update(embedded=True)
+    feedback, update = engine.requests[0], engine.requests[1]
+    assert feedback["kwargs"]["max_tokens"] == EMBEDDED_FEEDBACK_MAX_TOKENS
+    assert feedback["messages"][0]["content"] == prompts.EMBEDDED_SYSTEM
+    exchange = feedback["messages"] + [{"role": "assistant", "content": "Go higher: try 40 or more."}]
+    assert update["messages"][:3] == exchange  # the same prefix, token for token
+    followup = update["messages"][3]["content"]
+    assert "Write 2 new" not in followup and "Now write 2 new" in followup and "<VALUE>" not in followup
+
+
+def test_api_models_keep_the_standalone_update_prompt():
+    from tgsci import prompts
+
+    engine = _feedback_then_update(embedded=False)
+    update = engine.requests[1]["messages"]
+    assert [m["role"] for m in update] == ["system", "user"] and update[0]["content"] == prompts.TGD_SYSTEM
+    assert "<VALUE>10</VALUE>" in update[1]["content"] and "Go higher: try 40 or more." in update[1]["content"]
+    assert engine.requests[0]["messages"][0]["content"] == prompts.SIMULATOR_BACKWARD_SYSTEM

@@ -165,6 +165,12 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine(model={self.model!r}, sampling={self.sampling!r})"
 
+    @property
+    def embedded(self) -> bool:
+        """True for the in-process model (``local/...``): tgsci then sends its compact prompts, since
+        every prompt token costs milliseconds on a CPU and a small model follows short prompts better."""
+        return self.model.startswith("local/")
+
     def describe(self) -> dict:
         """What a run record keeps about this engine: never a key."""
         return {"model": self.model, "api_base": self.api_base, "sampling": self.sampling, "timeout": self.timeout}

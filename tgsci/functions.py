@@ -15,6 +15,10 @@ from .variable import Variable
 FEEDBACK_WORDS = 120
 FEEDBACK_MAX_TOKENS = 256
 FEEDBACK_MAX_CHARS = 1500  # keeps the TGD prompt bounded even when a model rambles
+# The embedded model: its feedback is read by itself, rambles past ~60 words, and every token
+# generated costs ~10 ms on a CPU.
+EMBEDDED_FEEDBACK_WORDS = 50
+EMBEDDED_FEEDBACK_MAX_TOKENS = 96
 
 
 def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
@@ -22,14 +26,29 @@ def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+def _embedded(engine) -> bool:
+    return bool(getattr(engine, "embedded", False))
+
+
+def _feedback_words(engine) -> int:
+    return EMBEDDED_FEEDBACK_WORDS if _embedded(engine) else FEEDBACK_WORDS
+
+
 def _give_feedback(variable: Variable, engine, prompt: str, system: str) -> None:
-    """One LLM call whose (clipped) answer becomes a gradient of ``variable``; the call's usage
-    is kept on the gradient (``gradient.data["usage"]``) so whoever steps can account for it."""
+    """One LLM call whose (clipped) answer becomes a gradient of ``variable``.
+
+    The call's usage is kept on the gradient (``data["usage"]``) so whoever steps can account for
+    it, and the exchange itself (``data["exchange"]``) so an optimizer may continue it."""
     if engine is None:
         raise ValueError("backward needs an engine: loss.backward(engine)")
-    reply = engine(prompt, system=system, max_tokens=FEEDBACK_MAX_TOKENS)
+    embedded = _embedded(engine)
+    if embedded:
+        system = prompts.EMBEDDED_SYSTEM
+    reply = engine(prompt, system=system, max_tokens=EMBEDDED_FEEDBACK_MAX_TOKENS if embedded else FEEDBACK_MAX_TOKENS)
     gradient = Variable(_clip(reply.text), role_description=f"feedback to {variable.role_description}", requires_grad=False)
     gradient.data["usage"] = reply.usage
+    gradient.data["exchange"] = [{"role": "system", "content": system}, {"role": "user", "content": prompt},
+                                 {"role": "assistant", "content": gradient.value}]
     variable.gradients.append(gradient)
 
 
@@ -56,7 +75,7 @@ class LLMCall:
             output_role=output.role_description,
             output_value=output.value,
             output_feedback=output.gradient_text() or "(none: judge the output on its own merits)",
-            max_words=FEEDBACK_WORDS,
+            max_words=_feedback_words(engine or self.engine),
         )
         _give_feedback(variable, engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
 
@@ -80,7 +99,7 @@ class TextLoss:
                 input_value=variable.value,
                 instruction=self.instruction,
                 output_value=loss.value,
-                max_words=FEEDBACK_WORDS,
+                max_words=_feedback_words(engine or self.engine),
             )
             _give_feedback(variable, engine or self.engine, prompt, prompts.LLM_BACKWARD_SYSTEM)
 
@@ -115,7 +134,7 @@ class SimulatorCall:
                 value=variable.value,
                 result=output.value,
                 downstream=prompts.DOWNSTREAM_FEEDBACK.format(feedback=downstream) if downstream else "",
-                max_words=FEEDBACK_WORDS,
+                max_words=_feedback_words(engine),
             )
             _give_feedback(variable, engine, prompt, prompts.SIMULATOR_BACKWARD_SYSTEM)
 

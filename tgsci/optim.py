@@ -107,6 +107,7 @@ class TGD:
         retry_duplicates: bool = False,
         references: Iterable[tuple[str, str, str]] = (),
         max_references: int = 3,
+        continue_feedback: Optional[bool] = None,
     ) -> None:
         self.parameters = list(parameters)
         if not self.parameters:
@@ -134,6 +135,10 @@ class TGD:
         # (name, value, one line of numbers): worked examples shown in every prompt, bounded (the
         # paper's reference plans); values whole, like everything else.
         self.references = list(references)[:max_references]
+        # Ask for the update as a follow-up to the feedback exchange (default: for the embedded
+        # model): the goal, value and feedback are then already in the prompt cache, and only the
+        # history and the instruction are new tokens.
+        self.continue_feedback = bool(getattr(engine, "embedded", False)) if continue_feedback is None else continue_feedback
 
     def remember(self, value: str, score: Optional[float], summary: str) -> None:
         """Add a tried value with its score (None: invalid) and one line of numbers to the history."""
@@ -153,10 +158,30 @@ class TGD:
             results.append(result)
         return results
 
+    def _constraints_block(self) -> str:
+        if not self.constraints:
+            return ""
+        return prompts.CONSTRAINTS_BLOCK.format(lines="\n".join(f"- {c}" for c in self.constraints))
+
+    def messages(self, variable: Variable, k: int) -> list[dict]:
+        """The update request: a follow-up to the feedback exchange when it can continue it, else
+        one standalone prompt with the goal, the value and the feedback."""
+        exchange = self._feedback_exchange(variable)
+        if exchange:
+            followup = prompts.TGD_FOLLOWUP.format(
+                history_block=self.history.render(), references_block=self._references_block(),
+                constraints_block=self._constraints_block(), k=k, role=variable.role_description,
+                format_hint=self.value_format.hint, example=", ".join([self.value_format.example] * k),
+            )
+            return exchange + [{"role": "user", "content": followup}]
+        return [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": self.build_prompt(variable, k)}]
+
+    def _feedback_exchange(self, variable: Variable) -> list[dict]:
+        if not self.continue_feedback or len(variable.gradients) != 1:
+            return []
+        return [dict(m) for m in variable.gradients[0].data.get("exchange") or []]
+
     def build_prompt(self, variable: Variable, k: int) -> str:
-        constraints = ""
-        if self.constraints:
-            constraints = prompts.CONSTRAINTS_BLOCK.format(lines="\n".join(f"- {c}" for c in self.constraints))
         return prompts.TGD_UPDATE.format(
             role=variable.role_description,
             objective_block=prompts.OBJECTIVE_BLOCK.format(objective=self.objective) if self.objective else "",
@@ -164,7 +189,7 @@ class TGD:
             feedback=variable.gradient_text() or "(no feedback)",
             history_block=self.history.render(),
             references_block=self._references_block(),
-            constraints_block=constraints,
+            constraints_block=self._constraints_block(),
             k=k,
             format_hint=self.value_format.hint,
             example=", ".join([self.value_format.example] * k),
@@ -181,9 +206,9 @@ class TGD:
         """Ask for k values, validate them, retry on failures with the errors as feedback."""
         k = self.n_proposals
         result = ProposalResult()
-        prompt = self.build_prompt(variable, k)
-        result.prompt = prompt
-        messages = [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": prompt}]
+        messages = self.messages(variable, k)
+        base = len(messages)
+        result.prompt = messages[-1]["content"]
         accepted: set[str] = set()
         min_valid = k if self.min_valid is None else max(1, min(self.min_valid, k))
         for attempt in range(self.max_retries + 1):
@@ -202,7 +227,7 @@ class TGD:
                 break
             retry = prompts.RETRY.format(errors="; ".join(errors) or "too few values", k=k - len(result.values), example=self.value_format.example)
             # Bounded: the retry replaces, never extends, the previous exchange.
-            messages = messages[:2] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
+            messages = messages[:base] + [{"role": "assistant", "content": reply.text[:2000]}, {"role": "user", "content": retry}]
         return result
 
     def _sampling_for(self, attempt: int) -> dict:

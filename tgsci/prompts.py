@@ -5,6 +5,15 @@ middle of long values, unlike the reference TextGrad code); what keeps prompts b
 the number of history entries and the length cap on feedback text, not truncating values.
 """
 
+# ---------------------------------------------------------------- the embedded model
+# One system prompt for both calls of a step, so that the update call continues the feedback
+# call's conversation and llama.cpp reuses its KV cache for everything the two calls share (the
+# goal, the candidate, the result, the feedback): only the follow-up is new prompt work.
+EMBEDDED_SYSTEM = (
+    "You are an expert scientist who improves a design step by step: you read simulation results, "
+    "give short concrete feedback, and when asked, propose better candidates."
+)
+
 # ---------------------------------------------------------------- generic LLM call backward
 LLM_BACKWARD_SYSTEM = (
     "You are part of an optimization system that improves text by giving feedback. "
@@ -70,6 +79,12 @@ Feedback on the current value:
 <FEEDBACK>{feedback}</FEEDBACK>
 {history_block}{constraints_block}
 {references_block}Write {k} new, different values of the {role} that follow the feedback and are better than the values above. {format_hint}
+Reply with JSON only: {{"proposals": [{example}]}}"""
+
+# The update as a follow-up to the feedback exchange (embedded model): the goal, the current
+# value and the feedback are already in the conversation.
+TGD_FOLLOWUP = """{history_block}{references_block}{constraints_block}
+Now write {k} new, different values of the {role} that follow your feedback and are better than the values above. {format_hint}
 Reply with JSON only: {{"proposals": [{example}]}}"""
 
 OBJECTIVE_BLOCK = "\nGoal: {objective}\n"

@@ -83,14 +83,26 @@ class Domain:
                 raise SpecError(f"unknown option {key!r} for a {self.kind} objective{hint}; valid: {', '.join(allowed)}", key, table)
 
     # ------------------------------------------------------------------ reports
+    @staticmethod
+    def origin(run: "RunRecord", step: int, c: "Evaluation") -> str:
+        """Who proposed a candidate: the start, the run's method (the LLM, for TGD), or what its record says (a fallback)."""
+        if c.origin:
+            return c.origin
+        if step == 0:
+            return "start"
+        from ..proposers import LLM_METHODS
+
+        method = str(run.config.method.get("method", ""))
+        return "LLM" if method in LLM_METHODS else method
+
     def objective_text(self, config: "RunConfig") -> str:
         return str(config.objective.get("kind", "objective"))
 
     def report_sections(self, run: "RunRecord") -> list[tuple[str, str]]:
         from ..html import html_table
 
-        rows = [{"step": step, "value": c.value, "score": c.score, "result": c.text, "error": c.error or ""}
-                for step, c in run.candidates()]
+        rows = [{"step": step, "value": c.value, "score": c.score, "result": c.text, "error": c.error or "",
+                 "origin": self.origin(run, step, c)} for step, c in run.candidates()]
         return [(f"Candidates ({len(rows)})", html_table(rows))]
 
     comparison_file = ""  # a table comparing a run's best with its start and references (plans: the paper's)

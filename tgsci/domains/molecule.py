@@ -247,8 +247,8 @@ class MoleculeDomain(Domain):
             sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
         valid = sorted(((s, c) for s, c in run.candidates() if c.valid), key=lambda sc: sc[1].score)
         shown = valid[:MAX_CANDIDATE_ROWS]
-        rows = [{"rank": i + 1, "molecule": molecule_image(c.value, size=(200, 150)), "step": s, **_columns(c)}
-                for i, (s, c) in enumerate(shown)]
+        rows = [{"rank": i + 1, "molecule": molecule_image(c.value, size=(200, 150)), "step": s, **_columns(c),
+                 "origin": self.origin(run, s, c)} for i, (s, c) in enumerate(shown)]
         more = f"<p>{len(valid) - len(shown)} more in molecules.csv.</p>" if len(valid) > len(shown) else ""
         sections.append((f"Candidates ({len(valid)} valid, best first)", html_table(rows, raw=["molecule"], css_class="candidates") + more))
         if (run.path / "best.sdf").is_file():

@@ -157,8 +157,8 @@ class PlanDomain(Domain):
             weights.append({"": label, **(w if isinstance(w, dict) else {}), "score": ev.score if ev else None})
         sections.append(("Objective weights", html_table(weights)))
         rows = [{"step": s, "weights": c.value, "score": c.score,
-                 "goals met": f"{c.metrics.get('goals_met', '-')}/{c.metrics.get('goals_total', '-')}", "error": c.error or ""}
-                for s, c in run.candidates()]
+                 "goals met": f"{c.metrics.get('goals_met', '-')}/{c.metrics.get('goals_total', '-')}", "error": c.error or "",
+                 "origin": self.origin(run, s, c)} for s, c in run.candidates()]
         sections.append((f"Plans evaluated ({len(rows)})", html_table(rows)))
         method = run.config.method.get("method", "best")
         table = self.comparison_rows(run, f"best ({method})")

@@ -26,6 +26,7 @@ class Evaluation:
     """One candidate's result. ``score`` is None when the candidate is invalid or its simulation failed.
 
     ``text``: the simulator's own words for the result, when it gives some (function objectives).
+    ``origin``: empty for the method's own proposals (the LLM's, for TGD); set for anything else.
     """
 
     value: str
@@ -36,6 +37,7 @@ class Evaluation:
     cached: bool = False
     seconds: float = 0.0
     text: str = ""
+    origin: str = ""  # who proposed it, when not the run's method itself (e.g. "fallback: mutation of ...")
 
     @property
     def valid(self) -> bool:

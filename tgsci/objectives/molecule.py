@@ -340,9 +340,9 @@ class MoleculeObjective(Objective):
         from ..plots import plot_trajectory
 
         run_dir = Path(run_dir)
-        rows = [{"step": rec.step, "smiles": c.value, "score": c.score, "error": c.error, **{k: c.metrics.get(k) for k in CSV_METRICS}}
-                for rec in result.steps for c in rec.candidates]
-        write_text_atomic(run_dir / "molecules.csv", csv_text(rows, ["step", "smiles", "score", "error", *CSV_METRICS]))
+        rows = [{"step": rec.step, "smiles": c.value, "score": c.score, "error": c.error, "origin": c.origin,
+                 **{k: c.metrics.get(k) for k in CSV_METRICS}} for rec in result.steps for c in rec.candidates]
+        write_text_atomic(run_dir / "molecules.csv", csv_text(rows, ["step", "smiles", "score", "error", "origin", *CSV_METRICS]))
         ref_rows = [{"name": n, "smiles": e.value, "score": e.score, "vina": e.metrics.get("vina"), "qed": e.metrics.get("qed"), "error": e.error}
                     for n, e in result.references]
         write_text_atomic(run_dir / "references.csv", csv_text(ref_rows, ["name", "smiles", "score", "vina", "qed", "error"]))

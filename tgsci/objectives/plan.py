@@ -389,7 +389,7 @@ class PlanObjective(Objective):
         return written
 
     def _csv_row(self, step: int, c: Evaluation) -> dict:
-        row = {"step": step, "value": c.value, "score": c.score, "error": c.error, "cached": c.cached, "seconds": c.seconds}
+        row = {"step": step, "value": c.value, "score": c.score, "error": c.error, "origin": c.origin, "cached": c.cached, "seconds": c.seconds}
         try:
             w = json.loads(c.value or "")
         except (json.JSONDecodeError, TypeError):

@@ -56,6 +56,7 @@ class Proposal:
     feedback: str = ""
     replies: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    origins: dict[str, str] = field(default_factory=dict)  # value -> origin, for values the method did not propose itself
 
 
 class Proposer:

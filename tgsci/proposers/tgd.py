@@ -11,17 +11,25 @@ format. Each step is the three lines the primitives notebook teaches::
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..engine import EngineError, Usage
 from ..functions import SimulatorCall
-from ..optim import TGD, History
+from ..optim import DUPLICATE, TGD, History
 from ..variable import Variable
-from .base import LoopState, Proposal, Proposer
+from .base import LoopState, Proposal, Proposer, unique_new
+
+FALLBACK = "fallback"
 
 
 class TGDProposer(Proposer):
     name = "tgd"
 
-    def __init__(self, engine=None, optimizer_engine=None, max_retries: int = 1, history_best: int = 3, history_recent: int = 3):
+    def __init__(self, engine=None, optimizer_engine=None, max_retries: int = 1, history_best: int = 3, history_recent: int = 3,
+                 fallback: Optional[bool] = None):
+        """``fallback``: when a step's LLM reply holds no new valid value, add one candidate made by the
+        objective's mutation operator, labelled ``origin = "fallback: ..."`` in the record and reports
+        (default: on for the embedded model, whose replies repeat themselves; off for API models)."""
         if engine is None:
             from ..engine import Engine
 
@@ -31,6 +39,7 @@ class TGDProposer(Proposer):
         self.max_retries = max_retries
         self.history_best = history_best
         self.history_recent = history_recent
+        self.fallback = bool(getattr(self.optimizer_engine, "embedded", False)) if fallback is None else fallback
 
     def describe(self) -> dict:
         return {
@@ -39,6 +48,7 @@ class TGDProposer(Proposer):
             "optimizer_engine": self.optimizer_engine.describe(),
             "max_retries": self.max_retries,
             "history": {"best": self.history_best, "recent": self.history_recent},
+            "fallback": self.fallback,
         }
 
     def bind(self, state: LoopState) -> None:
@@ -82,5 +92,25 @@ class TGDProposer(Proposer):
             exc.usage = usage.plus(getattr(exc, "usage", None))  # what this step spent before failing
             raise
         usage.add(result.usage)
-        return Proposal(values=result.values, failures=result.failures, loss=loss.value,
-                        feedback=x.gradient_text(), replies=result.replies, usage=usage)
+        proposal = Proposal(values=result.values, failures=result.failures, loss=loss.value,
+                            feedback=x.gradient_text(), replies=result.replies, usage=usage)
+        if self.fallback and not proposal.values:
+            self._add_fallback(state, proposal)
+        return proposal
+
+    def _add_fallback(self, state: LoopState, proposal: Proposal, tries: int = 50) -> None:
+        """One candidate by the objective's mutation operator: of a value the LLM repeated (what it
+        meant to try), else of the best so far. Nothing when the objective has no such operator."""
+        repeated = [f.text for f in proposal.failures if f.reason == DUPLICATE]
+        parents = [(p, "a repeated LLM proposal") for p in repeated[:1]] + [(state.best.value, "the best so far")]
+        tried = state.tried()
+        for parent, what in parents:
+            for _ in range(tries):
+                try:
+                    value = unique_new(self.objective, self.objective.neighbor(parent, state.rng), tried, set())
+                except NotImplementedError:
+                    return
+                if value is not None:
+                    proposal.values.append(value)
+                    proposal.origins[value] = f"{FALLBACK}: mutation of {what}"
+                    return

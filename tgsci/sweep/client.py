@@ -176,9 +176,14 @@ def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
     from distributed import Client, LocalCluster
 
     if scheduler is None:
+        n_workers = n_workers or default_n_workers()
+        if "TGSCI_LOCAL_THREADS" not in os.environ:  # the embedded model: the machine's cores shared by the workers
+            from ..local_llm import local_threads
+
+            env = {**env, "TGSCI_LOCAL_THREADS": str(local_threads(processes=n_workers))}
         # ":0": a free port (the default 8787 may be another user's cluster on a shared machine)
         cluster = LocalCluster(
-            n_workers=n_workers or default_n_workers(), threads_per_worker=1, processes=True,
+            n_workers=n_workers, threads_per_worker=1, processes=True,
             dashboard_address=":0", env=env,
         )
         client = Client(cluster)
