@@ -8,8 +8,9 @@ the same seeds on the embedded model (SmolLM2-135M, temperature 0.8, LLM cache o
   docking with a fresh docking cache, start benzene, 3 proposals per step);
 - ``tg119``: the TG119 plan objective with the case's fast settings, 2 proposals per step.
 
-Per side and objective it reports: steps with at least one new valid candidate (all candidates are
-LLM proposals: tgsci has no non-LLM fallback), proposals rejected as duplicates, LLM seconds per
+Per side and objective it reports: steps with at least one new valid candidate, of any origin and
+from the LLM (a fallback candidate, made by the objective's mutation operator when a step's reply
+held nothing new, is counted apart), proposals rejected as duplicates, LLM seconds per
 step split into prompt processing and generation (llama.cpp's own timings, read from the run
 record's usage), prompt tokens served from the KV cache, and the wall time split LLM / simulator
 for the whole run and for its first 5 steps (= the README demo).
@@ -58,10 +59,12 @@ def child(side_root: str, objective_name: str, steps: int, out: str) -> None:
     for rec in read_jsonl(work / "run" / "trajectory.jsonl"):
         values = {c["value"] for c in rec.get("candidates") or []}
         new_valid = {c["value"] for c in rec.get("candidates") or [] if c.get("error") is None} - tried
+        fallback = {c["value"] for c in rec.get("candidates") or [] if c.get("origin")}
         tried |= values
         usage = rec.get("usage") or {}
         rows.append({
             "step": rec["step"], "new_valid": len(new_valid) if rec["step"] else 0,
+            "new_valid_llm": len(new_valid - fallback) if rec["step"] else 0, "fallback": len(fallback),
             "duplicates": sum("already tried" in f["reason"] for f in rec.get("failures") or []),
             "rejected": len(rec.get("failures") or []), "asked": OBJECTIVES[objective_name] if rec["step"] else 0,
             "calls": usage.get("calls", 0), "llm_s": usage.get("seconds", 0.0),
@@ -88,6 +91,8 @@ def summarize(data: dict, first: int | None = None) -> dict:
     total = lambda key: sum(r[key] for r in steps)  # noqa: E731
     return {
         "steps": n, "productive": sum(r["new_valid"] > 0 for r in steps), "new": total("new_valid"),
+        "productive_llm": sum(r.get("new_valid_llm", r["new_valid"]) > 0 for r in steps),
+        "new_llm": sum(r.get("new_valid_llm", r["new_valid"]) for r in steps), "fallback": sum(r.get("fallback", 0) for r in steps),
         "asked": total("asked"), "duplicates": total("duplicates"),
         "llm": total("llm_s"), "prompt": total("prompt_s"), "generation": total("generation_s"),
         "prompt_tokens": total("prompt_tokens"), "cached": total("cached_tokens"), "completion": total("completion_tokens"),
@@ -99,7 +104,7 @@ def report(results: dict, before_ref: str, steps: int) -> str:
     lines = [
         "The embedded model's steps, before -> after (same seeds, same objectives, LLM cache off, fresh docking cache)",
         f"before = tgsci at {before_ref}; after = the change; model local/smollm2-135m, temperature 0.8; {steps} steps",
-        "all candidates are LLM proposals (no fallback exists: the fallback-origin count is 0 on both sides)",
+        "fallback = candidates made by the objective's mutation operator when a step's LLM reply held nothing new (labelled in the record)",
         "",
     ]
     for objective in OBJECTIVES:
@@ -108,8 +113,10 @@ def report(results: dict, before_ref: str, steps: int) -> str:
         b, a = summarize(results["before"][objective]), summarize(results["after"][objective])
         lines.append(f"{objective} ({OBJECTIVES[objective]} proposals/step)")
         rows = [
-            ("steps with >= 1 new valid candidate", f"{b['productive']}/{b['steps']}", f"{a['productive']}/{a['steps']}"),
-            ("new valid candidates / asked", f"{b['new']}/{b['asked']}", f"{a['new']}/{a['asked']}"),
+            ("steps with >= 1 new valid candidate (any origin)", f"{b['productive']}/{b['steps']}", f"{a['productive']}/{a['steps']}"),
+            ("steps with >= 1 new valid LLM candidate", f"{b['productive_llm']}/{b['steps']}", f"{a['productive_llm']}/{a['steps']}"),
+            ("new valid candidates: LLM + fallback / asked", f"{b['new_llm']} + {b['fallback']} / {b['asked']}",
+             f"{a['new_llm']} + {a['fallback']} / {a['asked']}"),
             ("duplicate rate (rejected as already tried / asked)", f"{b['duplicates'] / max(1, b['asked']):.2f}",
              f"{a['duplicates'] / max(1, a['asked']):.2f}"),
             ("LLM s/step", f"{b['llm'] / b['steps']:.2f}", f"{a['llm'] / a['steps']:.2f}"),

@@ -190,3 +190,33 @@ def test_openblas_is_single_threaded_only_while_optimizing():
             assert all(get() == 1 for _, get in libs)
         assert all(get() == 1 for _, get in libs)
     assert [get() for _, get in libs] == before
+
+
+def test_compiled_kernels_match_scipy_and_do_not_depend_on_threads_or_block_size():
+    import scipy.sparse as sp
+
+    from simulators.dose import kernels
+
+    rng = np.random.default_rng(3)
+    A = sp.random(3000, 400, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    A = sp.csr_array((A.data, A.indices.astype(np.int32), A.indptr.astype(np.int32)), shape=A.shape)
+    P = kernels.Prepared(A)
+    X = rng.random((400, 6)).astype(np.float32)  # 6 columns: a pass of four and two single ones
+    g = np.zeros((6, 3000), dtype=np.float32)
+    rows = np.sort(rng.choice(3000, 700, replace=False))
+    g[:, rows] = rng.standard_normal((6, rows.size))
+    kernels.set_threads(1)
+    d1, b1 = kernels.dose(P, X), kernels.backprop(P, g, rows)
+    kernels.set_threads(2)
+    d2, b2 = kernels.dose(P, X), kernels.backprop(P, g, rows)
+    assert np.array_equal(d1, d2) and np.array_equal(b1, b2)  # fixed summation order
+    np.testing.assert_allclose(d1, A.astype(np.float64) @ X.astype(np.float64), rtol=1e-9)
+    np.testing.assert_allclose(b1, A.T.astype(np.float64) @ g.T.astype(np.float64), rtol=1e-9, atol=1e-9)
+    # any column of a block is the single-column product, bit for bit
+    for j in range(6):
+        assert np.array_equal(kernels.dose(P, X[:, j:j + 1])[:, 0], d1[:, j])
+    assert np.array_equal(kernels.backprop(P, g[:1], rows)[:, 0], b1[:, 0])
+    g1 = g[:1].copy()
+    g1[0, rows[::2]] = 0.0  # fewer active rows in this column than in the block: same sums for it
+    block = np.concatenate([g1, g[1:]])
+    assert np.array_equal(kernels.backprop(P, g1, rows[1::2])[:, 0], kernels.backprop(P, block, rows)[:, 0])

@@ -86,8 +86,17 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
     from .domains import domain_for
     from .engine import EngineError
     from .loop import optimize
-    from .record import RunDirError
+    from .record import RunDirError, run_state, set_aside_summary
     from .run_report import report_run
+
+    if run_dir is not None and Path(run_dir).is_dir():
+        try:
+            state, record = run_state(run_dir)
+        except RunDirError as exc:
+            _fail(str(exc))
+        if state == "engine_error":  # the LLM was unreachable: asked again, the run goes on from its last step
+            console.print(f"resuming {run_dir}: it stopped on LLM errors ({record.summary.stop_reason})")
+            set_aside_summary(run_dir)
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
@@ -118,7 +127,10 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
         table.add_row(label, ev.value, f"{ev.score:.3f}" if ev.valid else (ev.error or "invalid"), *cells)
     Console().print(table)
     u = result.usage
-    console.print(f"LLM calls {u.calls} ({u.cached_calls} cached), tokens {u.prompt_tokens}+{u.completion_tokens}, cost ${u.cost_usd:.4f}")
+    console.print(f"LLM {u.text()}")
+    fallback = sum(1 for ev in result.evaluations if ev.origin)
+    if fallback:
+        console.print(f"{fallback} candidate(s) came from the fallback mutation, not the LLM (labelled in the record)")
     if result.run_dir:
         console.print(f"run record: {result.run_dir}")
         console.print(f"report (self-contained HTML): {report_run(result.run_dir)}")
@@ -433,6 +445,27 @@ def engines(ping: bool = typer.Option(False, help="Send a one-line request to ea
     for name, path in available_models().items():
         table.add_row("local", f"local/{name}", path)
     Console().print(table)
+
+
+@app.command()
+def serve(
+    model: str = typer.Option("smollm2-135m", help="Local model name (see `tgsci engines`) or a .gguf path."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs TGSCI_SERVE_API_KEY."),
+    port: int = typer.Option(8080, min=0, max=65535, help="TCP port (0: a free one)."),
+    parallel: int = typer.Option(1, min=1, help="Requests served at once (e.g. a sweep's workers)."),
+    threads: int = typer.Option(0, min=0, help="CPU threads (0: this machine's cores up to 4)."),
+) -> None:
+    """Serve the embedded model over HTTP (llama.cpp's OpenAI-compatible server) until interrupted."""
+    from .local_llm import LocalModelError
+    from .serve import ServeError, banner, wait_for_signal
+    from .serve import serve as start
+
+    try:
+        served = start(model, host, port, parallel, threads)
+    except (ServeError, LocalModelError) as exc:
+        _fail(str(exc))
+    print(banner(served), flush=True)
+    wait_for_signal()
 
 
 def main() -> None:

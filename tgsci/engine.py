@@ -74,6 +74,15 @@ class Usage:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def text(self) -> str:
+        """One line for people: calls, tokens, cost and time (split when the provider reports it)."""
+        line = (f"{self.calls} calls ({self.cached_calls} cached, {self.failed_calls} failed), {self.prompt_tokens} prompt"
+                f"{f' ({self.cached_prompt_tokens} from the KV cache)' if self.cached_prompt_tokens else ''}"
+                f" + {self.completion_tokens} completion tokens, ${self.cost_usd:.4f}, {self.seconds:.1f} s")
+        if self.prompt_seconds or self.generation_seconds:
+            line += f" (prompt {self.prompt_seconds:.1f} s, generation {self.generation_seconds:.1f} s)"
+        return line
+
 
 @dataclass
 class Reply:

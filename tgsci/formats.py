@@ -24,7 +24,9 @@ class ValueFormat:
     ``schema``: JSON schema of one item (API models, ``response_format``); ``grammar``: GBNF
     rules defining ``item`` (the embedded model; None: the schema is used); ``example``: one
     item as it appears in the reply; ``hint``: one sentence on the format for the prompt;
-    ``max_tokens_per_item``: the reply's token budget per proposal.
+    ``max_tokens_per_item``: the reply's token budget per proposal. ``placeholder`` and
+    ``short_hint``: the item and the hint in the embedded model's compact prompt (default: the
+    example and the hint); a small model copies concrete example values, so give it a placeholder.
     """
 
     schema: dict = field(default_factory=lambda: {"type": "string"})
@@ -32,6 +34,16 @@ class ValueFormat:
     example: str = '"..."'
     hint: str = ""
     max_tokens_per_item: int = 96
+    placeholder: Optional[str] = None
+    short_hint: Optional[str] = None
+
+    @property
+    def compact_example(self) -> str:
+        return self.example if self.placeholder is None else self.placeholder
+
+    @property
+    def compact_hint(self) -> str:
+        return self.hint if self.short_hint is None else self.short_hint
 
 
 def proposals_schema(item_schema: dict, k: int) -> dict:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -70,6 +70,28 @@ def _private_socket() -> str:
     return os.path.join(directory, "llama.sock")
 
 
+def server_params(name: str, hostname: str, api_key: Optional[str], port: int = 0, n_parallel: int = 1, threads: int = 0):
+    """llama.cpp server parameters for a local model: one place for the embedded model and ``tgsci serve``.
+
+    Each of the ``n_parallel`` slots gets the context size (``TGSCI_LOCAL_CTX``, default 4096)."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.hostnames = [hostname]
+    if port:
+        params.port = port
+    params.api_keys = [api_key] if api_key else []
+    params.model.path = str(model_path(name))
+    params.n_parallel = n_parallel
+    params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "4096")) * n_parallel
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or local_threads()
+    params.model_alias = {name}
+    params.warmup = False
+    params.verbosity = -1
+    params.log_json = False
+    return params
+
+
 def _server(name: str):
     """One in-process llama.cpp server per model, created on first use; it listens on no TCP port."""
     with _lock:
@@ -78,17 +100,7 @@ def _server(name: str):
 
             import xllamacpp
 
-            params = xllamacpp.CommonParams()
-            params.hostnames = [_private_socket()]
-            params.api_keys = [secrets.token_hex(24)]
-            params.model.path = str(model_path(name))
-            params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "4096"))
-            params.n_parallel = 1
-            params.cpuparams.n_threads = params.cpuparams_batch.n_threads = local_threads()
-            params.warmup = False
-            params.verbosity = -1
-            params.log_json = False
-            _servers[name] = xllamacpp.Server(params)
+            _servers[name] = xllamacpp.Server(server_params(name, _private_socket(), secrets.token_hex(24)))
         return _servers[name]
 
 

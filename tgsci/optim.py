@@ -170,8 +170,8 @@ class TGD:
         if exchange:
             followup = prompts.TGD_FOLLOWUP.format(
                 history_block=self.history.render(), references_block=self._references_block(),
-                constraints_block=self._constraints_block(), k=k, role=variable.role_description,
-                format_hint=self.value_format.hint, example=", ".join([self.value_format.example] * k),
+                constraints_block=self._constraints_block(), k=k,
+                format_hint=self.value_format.compact_hint, example=", ".join([self.value_format.compact_example] * k),
             )
             return exchange + [{"role": "user", "content": followup}]
         return [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": self.build_prompt(variable, k)}]

@@ -84,7 +84,7 @@ Reply with JSON only: {{"proposals": [{example}]}}"""
 # The update as a follow-up to the feedback exchange (embedded model): the goal, the current
 # value and the feedback are already in the conversation.
 TGD_FOLLOWUP = """{history_block}{references_block}{constraints_block}
-Now write {k} new, different values of the {role} that follow your feedback and are better than the values above. {format_hint}
+Now write {k} new, different values that follow your feedback and are better than the values above. {format_hint}
 Reply with JSON only: {{"proposals": [{example}]}}"""
 
 OBJECTIVE_BLOCK = "\nGoal: {objective}\n"

@@ -73,9 +73,10 @@ def _overview(run: RunRecord) -> str:
         ("tgsci version", cfg.tgsci_version),
     ]
     u, t = run.usage(), run.timings()
-    rows.append(("LLM usage", f"{u.calls} calls ({u.cached_calls} cached, {u.failed_calls} failed), "
-                              f"{u.prompt_tokens} prompt + {u.completion_tokens} completion tokens, "
-                              f"${u.cost_usd:.4f}, {u.seconds:.1f} s"))
+    rows.append(("LLM usage", u.text()))
+    fallback = sum(1 for _, c in run.candidates() if c.origin)
+    if fallback:
+        rows.append(("candidates not proposed by the method", f"{fallback} (labelled in the tables below)"))
     if t:
         rows.append(("time", ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in sorted(t.items()))))
     return html_table([{"": k, "value": v} for k, v in rows], css_class="meta")

@@ -24,7 +24,10 @@ product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS 
   serves a block of k columns. Column j of a block product equals the single-vector product
   bit for bit, so a batch gives the same plans as k separate runs (a test checks it).
 - OpenBLAS is held at one thread while optimizing (see ``_blas``).
-- Optionally the two fixed row blocks run on two threads.
+- The products run in numba-compiled kernels (``kernels.py``: all threads, the matrix read once
+  per block of k columns, summation order fixed so results do not depend on threads or k); with
+  ``TGSCI_DOSE_KERNEL=scipy`` (or without numba) scipy's kernels on the two fixed row blocks,
+  optionally on two threads.
 """
 
 from __future__ import annotations
@@ -152,7 +155,13 @@ class FluenceOptimizer:
         self.max_iter = int(max_iter)
         self.tol = float(tol)
         self.threads = default_threads() if threads is None else max(1, int(threads))
-        self.blocks = self._make_blocks(N_BLOCKS)
+        self.kernel = kernel_backend()
+        self.blocks = self._make_blocks(N_BLOCKS) if self.kernel == "scipy" else []
+        self._prepared = None
+        if self.kernel == "numba":
+            from . import kernels
+
+            self._prepared = kernels.Prepared(self.A)
         self._pool: Optional[ThreadPoolExecutor] = None
         self.stats = _Stats()
 
@@ -191,6 +200,12 @@ class FluenceOptimizer:
     def dose(self, X: np.ndarray) -> np.ndarray:
         """D @ X (float32) for an (n_bixels,) or (n_bixels, k) fluence, rows in the optimizer's
         internal order (row i is input row ``perm[i]``)."""
+        if self.kernel == "numba":
+            from . import kernels
+
+            kernels.set_threads(self.threads)
+            out = kernels.dose(self._prepared, np.asarray(X).reshape(self.n_bixels, -1)).astype(np.float32)
+            return out.reshape(self.n_rows) if np.ndim(X) == 1 else out
         X32 = np.ascontiguousarray(X, dtype=np.float32)
         parts = self._map(lambda b: b.fwd.T @ X32, self.blocks)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
@@ -199,6 +214,13 @@ class FluenceOptimizer:
         """D^T g for voxel gradients ``gt`` (k x rows), using only rows with a non-zero entry
         (the others contribute exactly 0). Both paths give the same bits as the full product."""
         k = gt.shape[0]
+        if self.kernel == "numba":
+            from . import kernels
+
+            active = np.flatnonzero(np.any(gt != 0.0, axis=0))
+            self.stats.active_rows += int(active.size)
+            kernels.set_threads(self.threads)
+            return kernels.backprop(self._prepared, gt, active)
 
         def one(b: _Block) -> tuple[np.ndarray, int]:
             g = gt[:, b.r0:b.r1]
@@ -327,6 +349,21 @@ class FluenceOptimizer:
                 raise ValueError(f"missing weight(s) for {missing}")
             cols.append([float(w[n]) for n in self.names])
         return np.asarray(cols, dtype=np.float64).T.reshape(len(self.terms), len(cols))
+
+
+def kernel_backend() -> str:
+    """``numba`` (compiled products, all threads, one matrix read per block) when importable, else
+    ``scipy``; ``TGSCI_DOSE_KERNEL=scipy`` forces scipy's kernels."""
+    choice = os.environ.get("TGSCI_DOSE_KERNEL", "").strip().lower()
+    if choice == "scipy":
+        return "scipy"
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if choice == "numba":
+            raise
+        return "scipy"
+    return "numba"
 
 
 def compact_csr(matrix) -> sp.csr_array:

@@ -130,6 +130,7 @@ class PlanObjective(Objective):
             },
             example=start,
             hint=f"Each value is one JSON object that gives every objective name a non-negative weight, for example {start}.",
+            placeholder="{" + ", ".join(f'"{n}": <weight>' for n in self.names) + "}", short_hint="",
             max_tokens_per_item=16 + 12 * len(self.names),
         )
 

@@ -73,7 +73,8 @@ class TGDProposer(Proposer):
         for ev in evaluations:
             self.tgd.remember(ev.value, ev.score if ev.valid else None, self.objective.summarize(ev))
         for f in failures:
-            self.tgd.remember(f.text, None, self.objective.invalid_text(f.reason))
+            if f.reason != DUPLICATE:  # a repeat is in the history already: showing it again invites more copies
+                self.tgd.remember(f.text, None, self.objective.invalid_text(f.reason))
 
     def propose(self, state: LoopState, k: int) -> Proposal:
         x, tgd = self.x, self.tgd
