@@ -228,3 +228,16 @@ def test_a_step_where_the_embedded_model_only_repeats_gets_one_labelled_fallback
 def test_api_models_get_no_fallback_a_repeating_step_stays_empty():
     result = optimize(NumberObjective(target=100), "0", engine=_repeating_engine(False), max_steps=2, n_proposals=2, patience=None)
     assert [len(s.candidates) for s in result.steps[1:]] == [0, 0]
+
+
+def test_the_embedded_model_reads_constraints_once_at_the_start_of_every_prompt():
+    """Stable blocks go first in the feedback prompt (cached across steps) and are not repeated in the follow-up."""
+    engine = _repeating_engine(True)
+    optimize(NumberObjective(target=100), "0", engine=engine, max_steps=2, n_proposals=1, patience=None)
+    feedback, update = engine.requests[0]["messages"], engine.requests[1]["messages"]
+    constraints = "Constraints every value must satisfy:"
+    assert constraints in feedback[1]["content"] and constraints not in update[-1]["content"]
+    assert engine.requests[2]["messages"][1]["content"].split("<CANDIDATE>")[0] == feedback[1]["content"].split("<CANDIDATE>")[0]
+    api = _repeating_engine(False)
+    optimize(NumberObjective(target=100), "0", engine=api, max_steps=1, n_proposals=1, patience=None)
+    assert constraints not in api.requests[0]["messages"][1]["content"] and constraints in api.requests[1]["messages"][1]["content"]

@@ -53,7 +53,13 @@ def test_schema_grammar_and_words(plan):
     assert schema["type"] == "object" and schema["required"] == ["OuterTarget", "Core", "BODY"]
     assert schema["additionalProperties"] is False
     assert all(p == {"type": "number", "minimum": 0, "maximum": 100000.0} for p in schema["properties"].values())
-    assert plan.value_format.grammar is None and plan.value_format.example == START
+    assert plan.value_format.example == START
+    # the embedded model's grammar writes exactly the compact object, keys in the case's order
+    from tgsci.formats import proposals_grammar
+
+    grammar = proposals_grammar(plan.value_format.grammar, 2, plan.value_format.quoted)
+    assert '"{" "\\"OuterTarget\\": " weight ", " "\\"Core\\": " weight ", " "\\"BODY\\": " weight "}"' in grammar
+    assert not plan.value_format.quoted and "<weight>" in plan.value_format.placeholder
     text = " ".join(plan.constraints())
     assert "OuterTarget, Core, BODY" in text and "100000" in text and "ratios" in text
     assert "OuterTarget D95 >= 50 Gy" in plan.describe()

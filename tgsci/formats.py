@@ -27,6 +27,8 @@ class ValueFormat:
     ``max_tokens_per_item``: the reply's token budget per proposal. ``placeholder`` and
     ``short_hint``: the item and the hint in the embedded model's compact prompt (default: the
     example and the hint); a small model copies concrete example values, so give it a placeholder.
+    ``quoted``: the grammar's ``item`` is the text inside a JSON string (True) or a JSON value
+    itself (False, e.g. an object written compactly).
     """
 
     schema: dict = field(default_factory=lambda: {"type": "string"})
@@ -36,6 +38,7 @@ class ValueFormat:
     max_tokens_per_item: int = 96
     placeholder: Optional[str] = None
     short_hint: Optional[str] = None
+    quoted: bool = True
 
     @property
     def compact_example(self) -> str:
@@ -54,13 +57,13 @@ def proposals_schema(item_schema: dict, k: int) -> dict:
     }
 
 
-def proposals_grammar(item_rules: str, k: int) -> str:
+def proposals_grammar(item_rules: str, k: int, quoted: bool = True) -> str:
     """GBNF for ``{"proposals": ["<item>", ...]}`` with exactly k items.
 
-    ``item_rules`` must define a rule named ``item`` producing the text inside the quotes
-    (no quote or backslash characters).
+    ``item_rules`` must define a rule named ``item`` producing the text inside the quotes (no
+    quote or backslash characters), or with ``quoted=False`` a JSON value written as is.
     """
-    items = ' ", " '.join(['"\\"" item "\\""'] * k)
+    items = ' ", " '.join(['"\\"" item "\\""' if quoted else "item"] * k)
     return f'root ::= "{{\\"proposals\\": [" {items} "]}}"\n{item_rules}'
 
 
@@ -68,7 +71,7 @@ def structured_kwargs(engine, value_format: ValueFormat, k: int) -> dict:
     """The kwargs that make ``engine`` return the proposals JSON."""
     model = getattr(engine, "model", "") or ""
     if model.startswith("local/") and value_format.grammar:
-        return {"grammar": proposals_grammar(value_format.grammar, k)}
+        return {"grammar": proposals_grammar(value_format.grammar, k, value_format.quoted)}
     return {
         "response_format": {
             "type": "json_schema",

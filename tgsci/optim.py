@@ -168,13 +168,20 @@ class TGD:
         one standalone prompt with the goal, the value and the feedback."""
         exchange = self._feedback_exchange(variable)
         if exchange:
+            shared = exchange[1]["content"]  # blocks the feedback prompt already holds are not repeated
             followup = prompts.TGD_FOLLOWUP.format(
-                history_block=self.history.render(), references_block=self._references_block(),
-                constraints_block=self._constraints_block(), k=k,
+                history_block=self.history.render(),
+                references_block="" if self._references_block() in shared else self._references_block(),
+                constraints_block="" if self._constraints_block() in shared else self._constraints_block(), k=k,
                 format_hint=self.value_format.compact_hint, example=", ".join([self.value_format.compact_example] * k),
             )
             return exchange + [{"role": "user", "content": followup}]
         return [{"role": "system", "content": prompts.TGD_SYSTEM}, {"role": "user", "content": self.build_prompt(variable, k)}]
+
+    def context(self) -> str:
+        """The blocks that stay the same every step (reference designs, constraints): a caller that
+        puts them in the feedback prompt gets them served from the KV cache on every step."""
+        return self._references_block() + self._constraints_block()
 
     def _feedback_exchange(self, variable: Variable) -> list[dict]:
         if not self.continue_feedback or len(variable.gradients) != 1:

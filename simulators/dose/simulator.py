@@ -20,6 +20,7 @@ from ..cache import ResultCache
 from .cases import CaseSpec
 from .engine import DoseEngine, PlanResult
 from .matrix import default_cache_dir
+from .optimizer import kernel_backend
 from .weights import canonical_weights
 
 #: Changes whenever the inner optimizer's results change for the same inputs.
@@ -43,6 +44,7 @@ class DoseSimulator:
         return {
             "matrix": self.engine.data.key, "objectives": objectives, "max_iter": self.case.plan.max_iter,
             "levels": levels, "target": self.case.target, "optimizer": OPTIMIZER_VERSION, "weights": canonical,
+            "kernel": kernel_backend(),  # numba's float64 sums and scipy's float32 ones differ in the last digits
         }
 
     def evaluate(self, weight_vectors: list[dict]) -> list[PlanResult]:

@@ -120,7 +120,10 @@ class PlanObjective(Objective):
             f"importance weights of the inverse-planning objectives of the {case.name} plan "
             f"(JSON object: objective name -> non-negative number)"
         )
-        # a GBNF `item` rule cannot describe a JSON object inside quotes: no grammar, the schema constrains
+        # The embedded model gets a grammar for the compact object (keys in order, plain decimals):
+        # llama.cpp's grammar from the JSON schema lets it spend half its tokens on newlines and
+        # indentation. API models get the schema.
+        keys = ' ", " '.join(f'"\\"{n}\\": " weight' for n in self.names)
         self.value_format = ValueFormat(
             schema={
                 "type": "object",
@@ -131,6 +134,7 @@ class PlanObjective(Objective):
             example=start,
             hint=f"Each value is one JSON object that gives every objective name a non-negative weight, for example {start}.",
             placeholder="{" + ", ".join(f'"{n}": <weight>' for n in self.names) + "}", short_hint="",
+            grammar=f'item ::= "{{" {keys} "}}"\nweight ::= ("0" | [1-9] [0-9]{{0,4}}) ("." [0-9] [0-9]?)?\n', quoted=False,
             max_tokens_per_item=16 + 12 * len(self.names),
         )
 

@@ -60,7 +60,6 @@ class TGDProposer(Proposer):
             ev = state.measurement(value)
             return ev, objective.verbalize(ev, state.start, state.best)
 
-        self.simulator = SimulatorCall(simulate, objective.describe())
         self.tgd = TGD(
             [self.x], self.optimizer_engine, value_format=objective.value_format, objective=objective.describe(),
             constraints=objective.constraints(), validate=objective.validate, max_retries=self.max_retries,
@@ -68,6 +67,10 @@ class TGDProposer(Proposer):
             min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
             references=objective.prompt_references(),
         )
+        goal = objective.describe()
+        if self.tgd.continue_feedback:  # the embedded model: stable blocks first, cached across steps
+            goal += "\n" + self.tgd.context()
+        self.simulator = SimulatorCall(simulate, goal)
 
     def tell(self, evaluations, failures) -> None:
         for ev in evaluations:
