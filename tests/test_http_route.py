@@ -68,9 +68,18 @@ def client_env(server, monkeypatch):
 def test_json_schema_reaches_the_server_and_constrains_it(client_env):
     engine = Engine(MODEL, client_env.url, cache=False, max_retries=0)
     schema = {"type": "object", "properties": {"code": {"type": "string", "enum": ["zebra-42-quartz"]}}, "required": ["code"]}
-    reply = engine("Say hello.", response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}, max_tokens=32)
+    reply = engine("Say hello.", response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}, max_tokens=64)
     assert json.loads(reply.text) == {"code": "zebra-42-quartz"}  # no model says this unless the grammar makes it
     assert reply.usage.prompt_tokens > 0 and reply.usage.prompt_seconds > 0  # llama.cpp's timings come back over HTTP too
+
+
+def test_the_vllm_route_works_against_the_same_kind_of_server(client_env, monkeypatch):
+    """litellm's hosted_vllm/ route (vLLM's OpenAI-compatible API; its key in HOSTED_VLLM_API_KEY)."""
+    monkeypatch.setenv("HOSTED_VLLM_API_KEY", client_env.key)
+    engine = Engine("hosted_vllm/smollm2-135m", client_env.url, cache=False, max_retries=0)
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "enum": [7321]}}, "required": ["n"]}
+    reply = engine("Pick a number.", response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}, max_tokens=64)
+    assert json.loads(reply.text) == {"n": 7321}
 
 
 def test_the_key_is_checked_by_the_server(client_env, monkeypatch):

@@ -17,8 +17,8 @@ FEEDBACK_MAX_TOKENS = 256
 FEEDBACK_MAX_CHARS = 1500  # keeps the TGD prompt bounded even when a model rambles
 # The embedded model: its feedback is read by itself, rambles past ~60 words, and every token
 # generated costs ~10 ms on a CPU.
-EMBEDDED_FEEDBACK_WORDS = 40
-EMBEDDED_FEEDBACK_MAX_TOKENS = 64
+EMBEDDED_FEEDBACK_WORDS = 30
+EMBEDDED_FEEDBACK_MAX_TOKENS = 48
 
 
 def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
