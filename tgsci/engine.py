@@ -268,6 +268,11 @@ class Engine:
                           usage=Usage(failed_calls=failed, seconds=time.perf_counter() - started))
 
 
+def is_embedded(engine) -> bool:
+    """Whether ``engine`` (an Engine or any callable engine) is the in-process model."""
+    return bool(getattr(engine, "embedded", False))
+
+
 def _as_messages(prompt: str | list[dict], system: Optional[str]) -> list[dict]:
     if isinstance(prompt, list):
         messages = [dict(m) for m in prompt]

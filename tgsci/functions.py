@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from . import prompts
+from .engine import is_embedded
 from .variable import Variable
 
 FEEDBACK_WORDS = 120
@@ -26,12 +27,8 @@ def _clip(text: str, limit: int = FEEDBACK_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
-def _embedded(engine) -> bool:
-    return bool(getattr(engine, "embedded", False))
-
-
 def _feedback_words(engine) -> int:
-    return EMBEDDED_FEEDBACK_WORDS if _embedded(engine) else FEEDBACK_WORDS
+    return EMBEDDED_FEEDBACK_WORDS if is_embedded(engine) else FEEDBACK_WORDS
 
 
 def _give_feedback(variable: Variable, engine, prompt: str, system: str) -> None:
@@ -41,7 +38,7 @@ def _give_feedback(variable: Variable, engine, prompt: str, system: str) -> None
     it, and the exchange itself (``data["exchange"]``) so an optimizer may continue it."""
     if engine is None:
         raise ValueError("backward needs an engine: loss.backward(engine)")
-    embedded = _embedded(engine)
+    embedded = is_embedded(engine)
     if embedded:
         system = prompts.EMBEDDED_SYSTEM
     reply = engine(prompt, system=system, max_tokens=EMBEDDED_FEEDBACK_MAX_TOKENS if embedded else FEEDBACK_MAX_TOKENS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from . import prompts
-from .engine import Usage
+from .engine import Usage, is_embedded
 from .formats import ParseError, ValueFormat, parse_proposals, structured_kwargs
 from .variable import Variable
 
@@ -138,7 +138,7 @@ class TGD:
         # Ask for the update as a follow-up to the feedback exchange (default: for the embedded
         # model): the goal, value and feedback are then already in the prompt cache, and only the
         # history and the instruction are new tokens.
-        self.continue_feedback = bool(getattr(engine, "embedded", False)) if continue_feedback is None else continue_feedback
+        self.continue_feedback = is_embedded(engine) if continue_feedback is None else continue_feedback
 
     def remember(self, value: str, score: Optional[float], summary: str) -> None:
         """Add a tried value with its score (None: invalid) and one line of numbers to the history."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..engine import EngineError, Usage
+from ..engine import EngineError, Usage, is_embedded
 from ..functions import SimulatorCall
 from ..optim import DUPLICATE, TGD, History
 from ..variable import Variable
@@ -39,7 +39,7 @@ class TGDProposer(Proposer):
         self.max_retries = max_retries
         self.history_best = history_best
         self.history_recent = history_recent
-        self.fallback = bool(getattr(self.optimizer_engine, "embedded", False)) if fallback is None else fallback
+        self.fallback = is_embedded(self.optimizer_engine) if fallback is None else fallback
 
     def describe(self) -> dict:
         return {
