@@ -15,6 +15,10 @@ from tgsci.formats import ParseError, ValueFormat, parse_proposals, proposals_gr
         ('Here: {"proposals": [" c1ccccc1 "]} done', ["c1ccccc1"]),
         ('["CCO", "CCC"]', ["CCO", "CCC"]),
         ('{"proposals": [{"PTV": 100, "Rectum": 5}]}', [json.dumps({"PTV": 100, "Rectum": 5}, sort_keys=True)]),
+        # cut off at the token limit: the whole items before the cut are kept, the partial one is not
+        ('{"proposals": ["CCO", "c1ccccc1C(=O', ["CCO"]),
+        ('{"proposals": ["CCO",  "CCN" ,"CC', ["CCO", "CCN"]),
+        ('{"proposals": [{"PTV": 100}, {"PTV": 9', [json.dumps({"PTV": 100})]),
     ],
 )
 def test_parse_tolerates_fences_prose_and_objects(text, expected):
@@ -24,7 +28,8 @@ def test_parse_tolerates_fences_prose_and_objects(text, expected):
 @pytest.mark.parametrize(
     "text, message",
     [("", "empty"), ("   ", "empty"), ("no json here at all", "no JSON"), ('{"values": ["x"]}', "no \"proposals\" key"),
-     ('{"proposals": "CCO"}', "must be a list"), ('{"proposals": []}', "empty")],
+     ('{"proposals": "CCO"}', "must be a list"), ('{"proposals": []}', "empty"),
+     ('{"proposals": ["c1ccccc1C(=O', "no JSON")],
 )
 def test_parse_errors_say_what_is_wrong(text, message):
     with pytest.raises(ParseError, match=message):

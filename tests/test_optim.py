@@ -97,11 +97,12 @@ def test_structured_output_is_requested():
     assert kwargs["max_tokens"] > 0
 
 
-def test_a_reply_cut_at_the_token_limit_is_retried_with_that_reason():
+def test_a_reply_cut_at_the_token_limit_keeps_its_whole_values_and_retries_with_that_reason():
     engine = ScriptedEngine([('{"proposals": ["40", "4', "length"), proposals_json("40", "41")])
     opt, var = _tgd(engine, k=2)
     result = opt.propose(var)
     assert result.values == ["40", "41"] and "cut off at the token limit" in engine.prompts()[1]
+    assert 'with 1 valid values' in engine.prompts()[1]  # "40" came from the cut reply: only one more is asked
 
 
 def test_each_attempt_gets_its_own_seed_and_retries_sample_warmer():

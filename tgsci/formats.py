@@ -96,6 +96,8 @@ def parse_proposals(text: str) -> list[str]:
         data = _first_json(chunk)
         if data is not None:
             break
+    if not (isinstance(data, list) or (isinstance(data, dict) and "proposals" in data)):
+        data = _complete_items(text) or data
     if data is None:
         raise ParseError("no JSON found in the reply")
     if isinstance(data, dict):
@@ -115,6 +117,26 @@ def parse_proposals(text: str) -> list[str]:
     if not out:
         raise ParseError("the proposals list is empty")
     return out
+
+
+_LIST_START = re.compile(r'"proposals"\s*:\s*\[')
+
+
+def _complete_items(text: str) -> Optional[list]:
+    """The whole items of a proposals list that was cut off (a reply stopped at its token limit):
+    a small model's one runaway value should not cost the values it finished before it."""
+    match = _LIST_START.search(text)
+    if not match:
+        return None
+    decoder, items, pos = json.JSONDecoder(), [], match.end()
+    while True:
+        pos = len(text) - len(text[pos:].lstrip(" \n\t,"))
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, ValueError):
+            break
+        items.append(item)
+    return items or None
 
 
 def _first_json(text: str) -> Any:

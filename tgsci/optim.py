@@ -227,7 +227,7 @@ class TGD:
             result.usage.add(reply.usage)
             result.replies.append(reply.text)
             errors = self._collect(reply.text, variable.value, accepted, result)
-            if reply.finish_reason == "length" and errors:
+            if reply.finish_reason == "length":  # whole values before the cut are kept (parse_proposals)
                 errors.append("the reply was cut off at the token limit: write shorter values")
             only_duplicates = bool(errors) and all(e.endswith(DUPLICATE) for e in errors)
             if len(result.values) >= min_valid or attempt == self.max_retries or (only_duplicates and not self.retry_duplicates):

@@ -30,16 +30,18 @@ CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotat
 # unclosed rings (most proposals invalid); this one builds molecules from whole ring templates,
 # linkers and substituents (two or three ring parts, so neither bare rings nor endless chains), with
 # ring-closure digits by nesting depth, so nearly every proposal parses and the docking budget
-# goes to molecules, not to syntax errors.
+# goes to molecules, not to syntax errors. Substituent chains are short (SMILES tokenize at ~1.2
+# characters per token) so a runaway item rarely hits the token limit; when one does, the whole
+# items before it are kept (formats.parse_proposals).
 SMILES_GRAMMAR = r"""item ::= ring1 (link ring1){1,2} atom{0,2}
 link ::= atom{0,2}
-branch2 ::= head2 tail2{0,4}
+branch2 ::= head2 tail2{0,2}
 head2 ::= ring2 | atom | bond atom
 tail2 ::= bond? atom | ring2 | "(" term ")"
 atom ::= "C" | "N" | "O" | "S" | "C(=O)" | "S(=O)(=O)" | "[C@@H]" | "[C@H]" | "N(C)"
 bond ::= "="
 term ::= "F" | "Cl" | "Br" | "=O" | "O" | "N" | "C" | "C#N" | "OC" | "C(=O)O" | "C(=O)N" | "CC" | "C(F)(F)F"
-ring1 ::= "c1ccccc1" | "c1ccncc1" | "c1cccnc1" | "c1ncccn1" | "c1ccsc1" | "c1ccoc1" | "c1cc[nH]c1" | "c1cnc[nH]1" | "C1CCCCC1" | "C1CCNCC1" | "C1CCOCC1" | "C1CCCC1" | "N1CCNCC1" | "N1CCOCC1" | "c1ccc2ccccc2c1" | "c1ccc2[nH]ccc2c1" | "c1ccc2ncccc2c1" | "c1ccc(" sub2 ")cc1" | "c1cc(" sub2 ")ccc1" | "c1ccc(" sub2 ")c(" sub2 ")c1" | "c1ccc(" sub2 ")nc1"
+ring1 ::= "c1ccccc1" | "c1ccncc1" | "c1cccnc1" | "c1ncccn1" | "c1ccsc1" | "c1ccoc1" | "c1cc[nH]c1" | "c1cnc[nH]1" | "C1CCCCC1" | "C1CCNCC1" | "C1CCOCC1" | "C1CCCC1" | "N1CCNCC1" | "N1CCOCC1" | "c1ccc2ccccc2c1" | "c1ccc2[nH]ccc2c1" | "c1ccc2ncccc2c1" | "c1ccc(" sub2 ")cc1" | "c1cc(" sub2 ")ccc1" | "c1ccc(" term ")c(" sub2 ")c1" | "c1ccc(" sub2 ")nc1"
 ring2 ::= "c2ccccc2" | "c2ccncc2" | "c2cccnc2" | "c2ccsc2" | "C2CCCCC2" | "C2CCNCC2" | "C2CCOCC2" | "N2CCNCC2" | "N2CCOCC2" | "c2ccc(" term ")cc2"
 sub2 ::= term | branch2
 """
