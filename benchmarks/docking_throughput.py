@@ -7,6 +7,8 @@ latency of a cache hit. Writes results/docking_agreement.json (the agreement tes
 
     python benchmarks/docking_throughput.py [--ligands 10] [--targets PPARA,JAK2,DRD2]
     python benchmarks/docking_throughput.py --recorded   # re-dock through the product path only, against the recorded dockstring scores
+    python benchmarks/docking_throughput.py --cold       # one ligand per target, nothing warm: where the seconds go
+    python benchmarks/docking_throughput.py --batch      # a batch of n_cores ligands: each layout vs serial single-thread
 """
 
 from __future__ import annotations
@@ -42,9 +44,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "docking_agreement.json"))
     parser.add_argument("--recorded", action="store_true",
                         help="dock the recorded panel through build_objective()/evaluate() (meeko) and compare with the recorded dockstring scores")
+    parser.add_argument("--cold", action="store_true", help="one ligand per target, new process, empty cache; vs dockstring dock()")
+    parser.add_argument("--batch", action="store_true", help="a batch of n_cores ligands on each docking layout")
+    parser.add_argument("--batch-ligands", default="rosiglitazone,gemfibrozil",
+                        help="--batch: panel ligands (default: the slow and a fast one, n_cores = 2)")
     args = parser.parse_args()
     if args.recorded:
         return recorded_agreement(Path(args.out))
+    if args.cold:
+        return cold_single()
+    if args.batch:
+        return batch_scaling(args.batch_ligands.split(","), args.targets.split(",")[0])
 
     from simulators.docking import DockingSettings, DockingSimulator
     from dockstring import load_target
@@ -101,6 +111,88 @@ def main() -> None:
     print(f"cache hit (median) {hit * 1000:.2f} ms vs a docking {per_dock:.1f} s: {per_dock / hit:,.0f}x")
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+COLD_PAIRS = [("PPARA", "fenofibric acid"), ("DRD2", "haloperidol"), ("ADRB2", "propranolol"), ("JAK2", "celecoxib"),
+              ("ESR1", "gemfibrozil")]
+
+
+def cold_single() -> None:
+    """Each pair on a target not docked before in the process: dockstring's dock() vs a new
+    DockingSimulator (new worker process, empty cache), with tgsci's seconds split by phase."""
+    from dockstring import load_target
+
+    from simulators.docking import DockingSettings, DockingSimulator
+
+    print("cold: one ligand per target, exhaustiveness 8, all cores; tgsci = new DockingSimulator, new process, empty cache")
+    head = f"{'target':6s} {'ligand':16s} {'dockstring s':>12s} {'tgsci s':>8s} {'ratio':>6s} {'ds':>7s} {'tgsci':>7s}"
+    phases = ("process_s", "imports_s", "receptor_s", "maps_s", "prep_s", "dock_s", "other_s")
+    print(head + "  " + " ".join(f"{p[:-2]:>8s}" for p in phases), flush=True)
+    total = {"dockstring": 0.0, "tgsci": 0.0}
+    sums = dict.fromkeys(phases, 0.0)
+    diffs = []
+    for target, name in COLD_PAIRS:
+        smiles = PANEL[name]
+        t0 = time.perf_counter()
+        ds_score, _ = load_target(target).dock(smiles)
+        ds_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with DockingSimulator(target, DockingSettings(exhaustiveness=8), cache_dir=tempfile.mkdtemp()) as sim:
+            m = sim.evaluate([smiles])[0]
+            ours_s = time.perf_counter() - t0
+            start, lig = sim._pool.startups[0], sim.ligand_timings[0]
+        split = {"process_s": start["total_s"] - start["imports_s"] - start["receptor_s"] - start["maps_s"],
+                 "imports_s": start["imports_s"], "receptor_s": start["receptor_s"], "maps_s": start["maps_s"],
+                 "prep_s": lig["prep_s"], "dock_s": lig["dock_s"]}
+        split["other_s"] = ours_s - sum(split.values())
+        for k in phases:
+            sums[k] += split[k]
+        total["dockstring"] += ds_s
+        total["tgsci"] += ours_s
+        diffs.append(abs(m.metrics["vina"] - ds_score))
+        print(f"{target:6s} {name:16s} {ds_s:12.1f} {ours_s:8.1f} {ds_s / ours_s:6.2f} {ds_score:7.2f} {m.metrics['vina']:7.2f}  "
+              + " ".join(f"{split[k]:8.2f}" for k in phases), flush=True)
+    n = len(COLD_PAIRS)
+    print(f"{'total':23s} {total['dockstring']:12.1f} {total['tgsci']:8.1f} {total['dockstring'] / total['tgsci']:6.2f} "
+          f"{'':15s}  " + " ".join(f"{sums[k]:8.2f}" for k in phases))
+    print(f"per ligand: dockstring {total['dockstring'] / n:.1f} s, tgsci {total['tgsci'] / n:.1f} s "
+          f"({total['dockstring'] / total['tgsci']:.2f}x); mean |score diff| {sum(diffs) / n:.3f}, max {max(diffs):.2f} kcal/mol")
+
+
+def batch_scaling(names: list[str], target: str) -> None:
+    """A batch on each layout, workers started first (maps computed), no cache: the docking time
+    of the batch against the same ligands docked one after another on one thread."""
+    import os
+
+    from simulators.docking import DockingSettings, DockingSimulator, docking_layout
+
+    cores = len(os.sched_getaffinity(0))
+    ligands = [PANEL[n] for n in names]
+    auto = docking_layout(len(ligands), 8, cores)
+    layouts = [("serial, 1 worker x 1 thread", 1, 1, True), (f"auto: {auto[0]} worker(s) x {auto[1]} thread(s)", 0, 0, True)]
+    if cores > 1:
+        layouts += [(f"{cores} workers x 1 thread, longest first", cores, 1, True),
+                    (f"{cores} workers x 1 thread, as given", cores, 1, False),
+                    (f"{cores} workers x {cores} threads", cores, cores, True)]
+    print(f"batch of {len(ligands)} on {target} ({', '.join(names)}), exhaustiveness 8, {cores} cores; "
+          "workers started before timing, no cache")
+    serial = None
+    for label, workers, threads, longest_first in layouts:
+        with DockingSimulator(target, DockingSettings(exhaustiveness=8, cpu=threads), use_cache=False, n_workers=workers) as sim:
+            pool = sim._get_pool()
+            pool.longest_first = longest_first
+            for i in range(min(pool.n_workers, len(ligands))):
+                pool._worker(i)  # start every worker the batch will use: maps computed before the clock
+            t0 = time.perf_counter()
+            if workers == 1 and threads == 1:
+                scores = [sim.evaluate([s])[0].metrics["vina"] for s in ligands]
+            else:
+                scores = [m.metrics["vina"] for m in sim.evaluate(ligands)]
+            seconds = time.perf_counter() - t0
+        serial = serial or seconds
+        speedup = serial / seconds
+        print(f"{label:40s} {seconds:7.1f} s  speed-up {speedup:4.2f}  (goal {0.85 * len(ligands):.2f} = 0.85 x n_cores)  "
+              f"scores {', '.join(f'{x:.2f}' for x in scores)}", flush=True)
 
 
 def recorded_agreement(path: Path) -> None:

@@ -33,7 +33,7 @@ class DockingSettings:
     writer: str = "meeko"
     limits: LigandLimits = field(default_factory=LigandLimits)
     # Resources: not part of the cache key.
-    cpu: int = 0  # Vina threads per worker; 0 = all cores
+    cpu: int = 0  # Vina threads per worker; 0 = chosen by docking_layout()
     timeout_s: float = 900.0
     memory_limit_mb: int = 4096
 
@@ -76,6 +76,51 @@ def software_versions() -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- layout
+def docking_cores() -> int:
+    """Cores docking may use: $TGSCI_DOCKING_CORES (a sweep sets its share per run), else the
+    cores this process may run on."""
+    env = os.environ.get("TGSCI_DOCKING_CORES", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def docking_layout(n_ligands: int, exhaustiveness: int, cores: Optional[int] = None, workers: int = 0,
+                   threads: int = 0) -> tuple[int, int]:
+    """(worker processes, Vina threads per worker) for a batch of ``n_ligands``; 0 = choose.
+
+    Vina's own threads first, up to ``exhaustiveness`` (its Monte Carlo runs are the unit of
+    parallel work): threads share one set of maps, and a batch never waits on one worker that drew
+    the slow ligand. Measured on 2 vCPUs (benchmarks/docking_throughput.py --batch): one ligand on 2
+    threads runs ~1.7x faster than on 1, while two single-threaded workers side by side each run
+    ~1.25x slower than alone. Cores beyond ``exhaustiveness`` go to more workers, one ligand each
+    at most, fed longest first (``expected_cost``)."""
+    cores = cores or docking_cores()
+    if threads <= 0:
+        threads = max(1, cores // workers) if workers > 0 else max(1, min(cores, exhaustiveness))
+    if workers <= 0:
+        workers = max(1, cores // threads)
+    return max(1, min(workers, max(1, n_ligands))), threads
+
+
+def expected_cost(smiles: str) -> float:
+    """Relative Vina search cost of a ligand, for ordering a batch longest first: Vina runs
+    70*3*(50 + atoms + 10*dof)/2 Monte Carlo steps of (25 + atoms)/3 local steps, each ~atoms."""
+    from rdkit import Chem
+    from rdkit.Chem import rdMolDescriptors
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        return 0.0
+    atoms = mol.GetNumHeavyAtoms()
+    dof = 6 + rdMolDescriptors.CalcNumRotatableBonds(mol)
+    return (50 + atoms + 10 * dof) * (25 + atoms) * atoms
+
+
 # ----------------------------------------------------------------------------- worker side
 def _dock_one(v, smiles: str, settings: DockingSettings) -> dict:
     from rdkit import Chem
@@ -114,6 +159,7 @@ def _worker_main(target_json: str, settings_json: str) -> None:
     import json
     import sys
 
+    started = time.perf_counter()
     settings = DockingSettings.from_json(settings_json)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
@@ -122,18 +168,23 @@ def _worker_main(target_json: str, settings_json: str) -> None:
 
         limit = settings.memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from . import ligand  # noqa: F401  (RDKit, Open Babel: imported here so the startup timing holds them)
     from .native import load_vina
 
     target = Target.from_dict(json.loads(target_json))
     vina = load_vina()
+    timings = {"imports_s": time.perf_counter() - started}
     v = vina.Vina(sf_name="vina", cpu=settings.cpu, seed=settings.seed, verbosity=0)
     try:
+        t0 = time.perf_counter()
         v.set_receptor(str(target.receptor))
+        t1 = time.perf_counter()
         v.compute_vina_maps(center=list(target.center), box_size=list(target.size))
+        timings.update(receptor_s=t1 - t0, maps_s=time.perf_counter() - t1)
     except Exception as exc:  # noqa: BLE001 - Vina's own words go back to the caller
         protocol.write(json.dumps(["rejected", f"Vina rejected the receptor {target.name} ({target.receptor}): {exc}"]) + "\n")
         return
-    protocol.write(json.dumps(["ready", None]) + "\n")
+    protocol.write(json.dumps(["ready", timings]) + "\n")
     for line in sys.stdin:
         smiles = json.loads(line)
         if smiles is None:
@@ -166,6 +217,8 @@ class _Worker:
             text=True, bufsize=1, env=env,
         )
         self.ready = False
+        self.started = time.perf_counter()
+        self.startup: dict = {}  # seconds: total (spawn to ready), imports, receptor, maps
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -204,6 +257,7 @@ class _Worker:
             self.kill()
             raise RuntimeError(reason)
         self.ready = status == "ready"
+        self.startup = {"total_s": time.perf_counter() - self.started, **(reason or {})}
 
     def kill(self) -> None:
         if self.alive():
@@ -220,14 +274,19 @@ class _Worker:
 
 
 class DockingPool:
-    """Docks a batch on ``n_workers`` processes; restarts a worker after a crash or a timeout."""
+    """Docks a batch on up to ``n_workers`` processes (0 = ``docking_layout``), longest ligand first;
+    restarts a worker after a crash or a timeout."""
 
-    def __init__(self, target: Target, settings: DockingSettings, n_workers: int = 1):
+    def __init__(self, target: Target, settings: DockingSettings, n_workers: int = 0):
+        import dataclasses
+
         self.target = target
-        self.settings = settings
-        self.n_workers = max(1, n_workers)
+        self.n_workers, threads = docking_layout(10**6, settings.exhaustiveness, workers=n_workers, threads=settings.cpu)
+        self.settings = dataclasses.replace(settings, cpu=threads)
         self.workers: list[Optional[_Worker]] = [None] * self.n_workers
         self.restarts = 0
+        self.startups: list[dict] = []  # each worker start: seconds spent before its first ligand
+        self.longest_first = True  # the benchmark compares the given order
 
     def _worker(self, i: int) -> _Worker:
         worker = self.workers[i]
@@ -237,6 +296,7 @@ class DockingPool:
         if worker is None:
             worker = self.workers[i] = _Worker(self.target, self.settings)
             worker.wait_ready(timeout=300)
+            self.startups.append(worker.startup)
         return worker
 
     def _drop(self, i: int, failed: bool = True) -> None:
@@ -250,9 +310,12 @@ class DockingPool:
         """(status, payload) per SMILES, in order; status is ok | invalid | error."""
         results: list[Optional[tuple[str, object]]] = [None] * len(smiles_list)
         queue = list(enumerate(smiles_list))
+        if len(queue) > 1 and self.longest_first:  # the last ligand to start is a short one
+            queue.sort(key=lambda job: -expected_cost(job[1]))
+        n_workers = min(self.n_workers, len(queue)) if queue else 0
         running: dict[int, tuple[int, float]] = {}  # worker -> (job index, start time)
         while queue or running:
-            for i in range(self.n_workers):
+            for i in range(n_workers):
                 if i not in running and queue:
                     job, smiles = queue.pop(0)
                     try:
@@ -305,7 +368,7 @@ class DockingSimulator:
         target: str | Target,
         settings: Optional[DockingSettings] = None,
         cache_dir: Optional[os.PathLike] = None,
-        n_workers: int = 1,
+        n_workers: int = 0,
         use_cache: bool = True,
     ):
         self.target = target if isinstance(target, Target) else get_target(target)
@@ -316,6 +379,7 @@ class DockingSimulator:
         self.versions = software_versions()
         self.cache = ResultCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
         self.misses = 0  # dockings actually run (cache misses), for tests and sweeps
+        self.ligand_timings: list[dict] = []  # per docked ligand: preparation and Vina seconds
 
     def cache_fields(self, canonical: str) -> dict:
         return {"smiles": canonical, "target": self.target_key, "settings": self.settings.key_fields(), "versions": self.versions}
@@ -343,6 +407,7 @@ class DockingSimulator:
             per = (time.perf_counter() - started) / len(todo)
             for (i, canonical, _), (status, payload) in zip(todo, results):
                 if status == "ok":
+                    self.ligand_timings.append(payload.get("timings", {}))
                     self.misses += 1
                     out[i] = Measurement(canonical, payload["metrics"], None, payload["artifacts"], seconds=per)
                     if self.cache is not None:

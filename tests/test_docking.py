@@ -141,3 +141,33 @@ def test_docking_works_even_if_the_user_imported_vina_first():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "False"]
+
+
+@pytest.mark.parametrize("n, cores, workers, threads, expected", [
+    (3, 2, 0, 0, (1, 2)),     # a laptop: Vina's own threads, one process
+    (1, 32, 0, 0, (1, 8)),    # no more threads than Monte Carlo runs (exhaustiveness 8)
+    (3, 32, 0, 0, (3, 8)),    # a node: more processes, one ligand each at most
+    (10, 32, 0, 0, (4, 8)),
+    (4, 2, 2, 0, (2, 1)),     # a chosen number of processes shares the cores
+    (4, 2, 0, 1, (2, 1)),     # a chosen thread count gets the processes the cores allow
+])
+def test_docking_layout_uses_threads_up_to_exhaustiveness_then_processes(n, cores, workers, threads, expected):
+    from simulators.docking import docking_layout
+
+    assert docking_layout(n, 8, cores=cores, workers=workers, threads=threads) == expected
+
+
+def test_a_sweep_share_of_the_cores_sets_the_layout(monkeypatch):
+    from simulators.docking import docking_layout
+
+    monkeypatch.setenv("TGSCI_DOCKING_CORES", "1")
+    assert docking_layout(4, 8) == (1, 1)
+
+
+def test_expected_cost_orders_ligands_as_vina_takes_them():
+    """Measured single-threaded on PPARA: rosiglitazone 54 s, gemfibrozil 20 s, ibuprofen 9 s."""
+    from simulators.docking import expected_cost
+
+    rosiglitazone, gemfibrozil, ibuprofen = ("CN(CCOc1ccc(CC2SC(=O)NC2=O)cc1)c1ccccn1", "Cc1ccc(C)c(OCCCC(C)(C)C(=O)O)c1",
+                                             "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
+    assert expected_cost(rosiglitazone) > expected_cost(gemfibrozil) > expected_cost(ibuprofen) > expected_cost("c1ccccc1")

@@ -68,12 +68,13 @@ def test_end_to_end_tgd_with_the_embedded_model_on_qed(tmp_path):
         # the update call continues the feedback exchange: at least that exchange came from the KV cache
         assert usage["cached_prompt_tokens"] > 100, usage
     assert productive >= 7, [[f["reason"] for f in r["failures"]] for r in records[1:]]
-    assert "QED drug-likeness" in records[1]["loss"]
-    # each step's loss is the objective's words for the candidate the previous step ended on (the
-    # forward pass of the primitives), and the recorded best is the best of everything evaluated
+    assert "QED " in records[1]["loss"] and "QED drug-likeness" not in records[1]["loss"]  # the brief form
+    # each step's loss is the objective's words (brief, for the embedded model) for the candidate the
+    # previous step ended on (the forward pass of the primitives), and the recorded best is the best
+    # of everything evaluated
     run = RunRecord.load(tmp_path / "run")
     for prev, rec in zip(run.steps, run.steps[1:]):
-        assert rec.loss == objective.verbalize(prev.current, run.steps[0].current, prev.best)
+        assert rec.loss == objective.verbalize(prev.current, run.steps[0].current, prev.best, brief=True)
     valid = [c for rec in run.steps for c in rec.candidates if c.valid]
     assert result.best.score == min(c.score for c in valid) == run.summary.best.score
     assert result.usage.calls >= 4 and result.usage.calls == sum(rec.usage.calls for rec in run.steps)

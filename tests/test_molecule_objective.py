@@ -152,6 +152,13 @@ def test_verbalization_states_numbers_with_direction_and_context():
         assert needle in text, needle
     invalid = obj.verbalize(Evaluation("C1CC", None, {}, "RDKit cannot parse"), start, start)
     assert invalid == "invalid molecule: RDKit cannot parse"
+    # the brief form (embedded model): the same numbers against the best and the drug, far fewer words
+    brief = obj.verbalize(ev, start, start, brief=True)
+    for needle in ("Vina PPARA -5.1 kcal/mol (best -4.2, fenofibrate -8.0)", "QED 0.47 (best 0.44", "score -1.00 (best 1.40)",
+                   "logP 1.4", "similarity to start"):
+        assert needle in brief, needle
+    assert len(brief) < 0.7 * len(text)
+    assert obj.verbalize(Evaluation("C1CC", None, {}, "RDKit cannot parse"), start, start, brief=True) == invalid
 
 
 def test_qed_only_objective_needs_no_docking():

@@ -208,9 +208,10 @@ methods = ["tgd", "random"]
     assert len(set(names)) == len(names)
     assert names[0] == run_name("ABL1", 0, "c1ccccc1", 0, "tgd") and names[0].startswith("ABL1__start0-")
     assert [r["name"] for r in load_spec(spec).expand()] == names
-    assert runs[0]["objective"]["docking"]["cpu"] == 1 and runs[0]["budget"]["max_steps"] == 10
+    assert runs[0]["budget"]["max_steps"] == 10
+    # docking layout left to the run (simulators.docking.docking_layout on its share of the cores)
     assert runs[0]["objective"] == {"kind": "molecule", "target": "ABL1", "aggregation": "dockstring", "off_targets": [],
-                                    "docking": {"cpu": 1}, "docking_workers": 1}
+                                    "docking": {}, "docking_workers": 0}
 
 
 def test_objective_and_plan_tables_are_checked_when_the_file_is_read(tmp_path):

@@ -177,7 +177,7 @@ def molecule(
     scaffold: Optional[str] = typer.Option(None, help="SMARTS every proposal must keep."),
     exhaustiveness: int = typer.Option(8, min=1),
     docking_seed: Optional[int] = typer.Option(None, help="Vina/embedding seed (default: dockstring's)."),
-    workers: int = typer.Option(1, min=1, help="Docking worker processes."),
+    workers: int = typer.Option(0, min=0, help="Docking worker processes (0 = chosen from the cores: Vina threads first, up to exhaustiveness)."),
     max_evaluations: Optional[int] = typer.Option(None, help="Docking budget (candidates)."),
     patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
     target_score: Optional[float] = typer.Option(None, help="Stop once the score is at or below this."),

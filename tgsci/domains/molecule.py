@@ -22,7 +22,7 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
     goals = ["vina<=-9", "qed>=0.6"]  # or tables {metric, op, value}: for stop_when = "all_goals_met"
     compare_references = true         # dock the target's approved drugs for comparison
     docking = {exhaustiveness = 8, seed = 974528263, cpu = 0, limits = {max_heavy_atoms = 60}}
-    docking_workers = 1
+    docking_workers = 0               # docking processes (0 = chosen from the cores, see simulators.docking.docking_layout)
     cache_dir = "~/.cache/tgsci"
 """
 
@@ -100,9 +100,9 @@ class MoleculeDomain(Domain):
 
             if not isinstance(out["scaffold"], str) or Chem.MolFromSmarts(out["scaffold"]) is None:
                 raise SpecError(f"cannot parse scaffold {out['scaffold']!r} as SMARTS/SMILES", "scaffold")
-        workers = out.get("docking_workers", 1)
-        if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
-            raise SpecError("docking_workers must be an integer >= 1", "docking_workers")
+        workers = out.get("docking_workers", 0)
+        if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0):
+            raise SpecError("docking_workers must be an integer >= 0 (0 = chosen from the cores)", "docking_workers")
         if out.get("cache_dir") is not None and not isinstance(out["cache_dir"], str):
             raise SpecError("cache_dir must be a path string", "cache_dir")
         out["docking"] = self._docking(out.get("docking") or {})
@@ -202,7 +202,7 @@ class MoleculeDomain(Domain):
         weights.update({t: -1.0 for t in spec["off_targets"]})
         options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references",
                                         "cache_dir", "targets_file") if k in spec}
-        return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 1),
+        return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 0),
                                  extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
     def subjects(self, value: Any, options: dict) -> list[str]:

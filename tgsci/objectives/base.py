@@ -98,8 +98,10 @@ class Objective:
             return self.invalid_text(evaluation.error or "evaluation failed")
         return f"score {evaluation.score:.3f}"
 
-    def verbalize(self, evaluation: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
-        """The loss text: every number with its direction and context."""
+    def verbalize(self, evaluation: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation],
+                  brief: bool = False) -> str:
+        """The loss text: every number with its direction and context. ``brief``: the same numbers
+        in fewer words (for the embedded model, whose prompt processing is the cost of a step)."""
         return self.summarize(evaluation)
 
     def invalid_text(self, reason: str) -> str:

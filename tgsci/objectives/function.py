@@ -112,7 +112,7 @@ class FunctionObjective(Objective):
         text = f"score {ev.score:.4g}" + (f": {ev.text}" if ev.text else "")
         return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 3] + "..."
 
-    def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
+    def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation], brief: bool = False) -> str:
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
         context = [f"{label} {other.score:.4g}" for label, other in (("start", start), ("best so far", best))

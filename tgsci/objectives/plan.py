@@ -285,9 +285,11 @@ class PlanObjective(Objective):
             text += f", worst: {worst.structure} {worst.metric} {_fmt(m[worst.key], worst.unit)} (goal {worst.op} {_fmt(worst.value, worst.unit)}, {worst.violation_pct(m[worst.key]):.1f}% off)"
         return text
 
-    def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
+    def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation], brief: bool = False) -> str:
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
+        if brief:
+            return self._brief(ev, best)
         lines = []
         for g in self.case.goals:
             v = ev.metrics[g.key]
@@ -307,6 +309,20 @@ class PlanObjective(Objective):
             + (f"; {oar}; prescription {rx:g} Gy" if oar else "") + "); DVH numbers on the "
             + f"{self.case.plan.dose_grid_mm:g} mm dose grid"
         )
+        return "\n".join(lines)
+
+    def _brief(self, ev: Evaluation, best: Optional[Evaluation]) -> str:
+        """Each goal's number, verdict and the best plan's number; the score and the OAR means."""
+        m = ev.metrics
+        better = best is not None and best.valid and best.value != ev.value
+        lines = []
+        for g in self.case.goals:
+            status = "met" if g.met(m[g.key]) else f"MISSED by {abs(m[g.key] - g.value):.2f}"
+            lines.append(f"{g.structure} {g.metric} {_fmt(m[g.key], g.unit)} (goal {g.op} {_fmt(g.value, g.unit)}): {status}"
+                         + (f"; best {_fmt(best.metrics[g.key], g.unit)}" if better and g.key in best.metrics else ""))
+        oar = ", ".join(f"{s} Dmean {m[f'{s}.Dmean']:.1f} Gy" for s in self.case.tiebreak_structures)
+        lines.append(f"score {ev.score:.3f}" + (f" (best {best.score:.3f})" if better else "") + f", lower is better; "
+                     f"{m['goals_met']}/{m['goals_total']} goals met" + (f"; {oar}" if oar else ""))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ baselines

@@ -11,6 +11,8 @@ format. Each step is the three lines the primitives notebook teaches::
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Optional
 
 from ..engine import EngineError, Usage, is_embedded
@@ -56,9 +58,12 @@ class TGDProposer(Proposer):
         self.objective = objective
         self.x = Variable(state.current.value, role_description=objective.role_description)
 
+        # the embedded model: the same numbers in fewer prompt tokens (if the objective has a brief form)
+        brief = is_embedded(self.feedback_engine) and "brief" in inspect.signature(objective.verbalize).parameters
+
         def simulate(value: str):
             ev = state.measurement(value)
-            return ev, objective.verbalize(ev, state.start, state.best)
+            return ev, objective.verbalize(ev, state.start, state.best, brief=brief)
 
         self.tgd = TGD(
             [self.x], self.optimizer_engine, value_format=objective.value_format, objective=objective.describe(),

@@ -25,7 +25,7 @@ when the file was read: ``tgsci.domains``) and engine inside the worker and call
 
     [docking]                         # simulators.docking.DockingSettings fields
     exhaustiveness = 8
-    cpu = 1                           # Vina threads per docking process (sweep default 1)
+    cpu = 0                           # Vina threads per docking process (0 = chosen from the run's cores)
 
     [objective]                       # the objective spec's options (tgsci.domains.molecule / .plan)
     aggregation = "dockstring"
@@ -35,7 +35,7 @@ when the file was read: ``tgsci.domains``) and engine inside the worker and call
 
     [resources]
     llm_concurrency = 2               # LLM calls at once across the whole sweep
-    docking_workers = 1               # docking processes per run
+    docking_workers = 0               # docking processes per run (0 = chosen from the run's cores)
     max_attempts = 3                  # failures before a run is left as failed
 
 Files in ``out_dir``: ``sweep.json`` (the expanded run list), ``status.json`` (status,

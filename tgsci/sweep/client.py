@@ -181,6 +181,8 @@ def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
             from ..local_llm import local_threads
 
             env = {**env, "TGSCI_LOCAL_THREADS": str(local_threads(processes=n_workers))}
+        if "TGSCI_DOCKING_CORES" not in os.environ:  # each run docks on its share of the cores
+            env = {**env, "TGSCI_DOCKING_CORES": str(max(1, default_n_workers() // n_workers))}
         # ":0": a free port (the default 8787 may be another user's cluster on a shared machine)
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,

@@ -33,7 +33,7 @@ SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
 }
 BUDGET_DEFAULTS = {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3, "min_improvement": 0.0,
                    "target_score": None, "stop_when": None}
-RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_workers": 1, "max_attempts": 3, "cache_dir": None, "run_lock_timeout_s": 3600.0}
+RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_workers": 0, "max_attempts": 3, "cache_dir": None, "run_lock_timeout_s": 3600.0}
 DOMAIN_TABLES = {"molecule": ("objective", "docking"), "plan": ("objective", "plan")}
 
 
@@ -180,7 +180,7 @@ def _objective_options(kind: str, data: dict, resources: dict, base: Path) -> di
     if data.get("sweep", {}).get("targets_file") is not None:
         options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
     if kind == "molecule":
-        options["docking"] = {"cpu": 1, **data.get("docking", {})}  # Vina threads: one per docking process in sweeps
+        options["docking"] = dict(data.get("docking", {}))  # Vina threads: docking_layout() of the run's cores
         options["docking_workers"] = resources["docking_workers"]
     if kind == "plan":
         options.update(data.get("plan", {}))
@@ -309,9 +309,11 @@ def _check_resources(r: dict, where: _Where) -> None:
     for key in ("n_workers", "llm_concurrency"):
         if r[key] is not None and (not _is_int(r[key]) or r[key] < 1):
             raise SpecError(f"{where.at('resources', key)}: resources.{key} must be an integer >= 1")
-    for key in ("docking_workers", "max_attempts"):
-        if not _is_int(r[key]) or r[key] < 1:
-            raise SpecError(f"{where.at('resources', key)}: resources.{key} must be an integer >= 1")
+    if not _is_int(r["docking_workers"]) or r["docking_workers"] < 0:
+        raise SpecError(f"{where.at('resources', 'docking_workers')}: resources.docking_workers must be an integer >= 0 "
+                        "(0 = chosen from the run's cores)")
+    if not _is_int(r["max_attempts"]) or r["max_attempts"] < 1:
+        raise SpecError(f"{where.at('resources', 'max_attempts')}: resources.max_attempts must be an integer >= 1")
     if r["cache_dir"] is not None and not isinstance(r["cache_dir"], str):
         raise SpecError(f"{where.at('resources', 'cache_dir')}: resources.cache_dir must be a path string")
     if not _is_num(r["run_lock_timeout_s"]) or r["run_lock_timeout_s"] < 0:
