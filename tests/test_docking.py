@@ -171,3 +171,18 @@ def test_expected_cost_orders_ligands_as_vina_takes_them():
     rosiglitazone, gemfibrozil, ibuprofen = ("CN(CCOc1ccc(CC2SC(=O)NC2=O)cc1)c1ccccn1", "Cc1ccc(C)c(OCCCC(C)(C)C(=O)O)c1",
                                              "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
     assert expected_cost(rosiglitazone) > expected_cost(gemfibrozil) > expected_cost(ibuprofen) > expected_cost("c1ccccc1")
+
+
+def test_a_lone_ligand_gets_maps_of_its_own_types_and_the_same_score(tmp_path):
+    """A cold worker with one ligand computes maps for that ligand's atom types only; the next
+    ligand brings every type's maps; the scores equal those of a worker that had all maps first."""
+    settings = DockingSettings(exhaustiveness=1)
+    phenol, chlorobenzene = "Oc1ccccc1", "Clc1ccccc1"
+    with DockingSimulator("PPARA", settings, use_cache=False) as sim:
+        lone = sim.evaluate([phenol])[0]
+        later = sim.evaluate([chlorobenzene])[0]  # Cl_H was not in phenol's maps
+        assert [t["maps"] for t in sim.ligand_timings] == ["ligand", "all"]
+    with DockingSimulator("PPARA", settings, use_cache=False, n_workers=1) as sim:
+        batch = sim.evaluate([chlorobenzene, phenol])  # a batch on one worker: all types from the start
+        assert sorted(t["maps"] for t in sim.ligand_timings) == ["all", "reused"]
+    assert lone.metrics["vina"] == batch[1].metrics["vina"] and later.metrics["vina"] == batch[0].metrics["vina"]

@@ -27,6 +27,9 @@ ROWS_PER_TASK = 256
 
 @nb.njit(parallel=True, cache=True, boundscheck=False)
 def _dose(indptr, indices, data, X, out):  # pragma: no cover - compiled
+    # X is float64 (exact copies of the float32 fluence): a matrix entry meets its 4 columns in one
+    # 32-byte row of X, with no conversion per column (measured on TG119 at 5 mm, k = 4, one thread:
+    # 65.7 -> 43.5 ms; k = 1 unchanged at ~34 ms)
     n_rows = indptr.size - 1
     k = X.shape[1]
     n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
@@ -38,17 +41,17 @@ def _dose(indptr, indices, data, X, out):  # pragma: no cover - compiled
                 a0 = a1 = a2 = a3 = 0.0
                 for jj in range(p0, p1):
                     v = np.float64(data[jj])
-                    col = indices[jj]
-                    a0 += v * np.float64(X[col, c])
-                    a1 += v * np.float64(X[col, c + 1])
-                    a2 += v * np.float64(X[col, c + 2])
-                    a3 += v * np.float64(X[col, c + 3])
+                    row = X[indices[jj]]
+                    a0 += v * row[c]
+                    a1 += v * row[c + 1]
+                    a2 += v * row[c + 2]
+                    a3 += v * row[c + 3]
                 out[i, c], out[i, c + 1], out[i, c + 2], out[i, c + 3] = a0, a1, a2, a3
                 c += 4
             while c < k:  # the same sum, one column
                 a = 0.0
                 for jj in range(p0, p1):
-                    a += np.float64(data[jj]) * np.float64(X[indices[jj], c])
+                    a += np.float64(data[jj]) * X[indices[jj], c]
                 out[i, c] = a
                 c += 1
 
@@ -60,16 +63,25 @@ def _backprop(indptr, indices, data, rows, cuts, g, n_cols, partial):  # pragma:
     for ch in nb.prange(n_chunks):
         buf = partial[ch]
         buf[:, :] = 0.0
-        gv = np.empty(k)
         for t in range(cuts[ch], cuts[ch + 1]):
             i = rows[t]
-            for c in range(k):
-                gv[c] = np.float64(g[c, i])
-            for jj in range(indptr[i], indptr[i + 1]):
-                v = np.float64(data[jj])
-                col = indices[jj]
-                for c in range(k):
-                    buf[col, c] += v * gv[c]  # a zero g adds +0.0: the same bits as skipping it
+            c = 0
+            while c + 4 <= k:  # four columns at a time: one 32-byte row of the buffer per entry
+                g0, g1 = np.float64(g[c, i]), np.float64(g[c + 1, i])
+                g2, g3 = np.float64(g[c + 2, i]), np.float64(g[c + 3, i])
+                for jj in range(indptr[i], indptr[i + 1]):
+                    v = np.float64(data[jj])
+                    b = buf[indices[jj]]
+                    b[c] += v * g0  # a zero g adds +0.0: the same bits as skipping it
+                    b[c + 1] += v * g1
+                    b[c + 2] += v * g2
+                    b[c + 3] += v * g3
+                c += 4
+            while c < k:
+                gc = np.float64(g[c, i])
+                for jj in range(indptr[i], indptr[i + 1]):
+                    buf[indices[jj], c] += np.float64(data[jj]) * gc
+                c += 1
 
 
 class Prepared:
@@ -85,9 +97,10 @@ class Prepared:
 
 def dose(P: Prepared, X: np.ndarray) -> np.ndarray:
     """A @ X (float64, rows x k) for an (n_cols, k) fluence block."""
-    X32 = np.ascontiguousarray(X, dtype=np.float32).reshape(P.shape[1], -1)
-    out = np.empty((P.shape[0], X32.shape[1]), dtype=np.float64)
-    _dose(P.indptr, P.indices, P.data, X32, out)
+    X32 = np.asarray(X, dtype=np.float32).reshape(P.shape[1], -1)  # the product's fluence is float32
+    X64 = np.ascontiguousarray(X32, dtype=np.float64)
+    out = np.empty((P.shape[0], X64.shape[1]), dtype=np.float64)
+    _dose(P.indptr, P.indices, P.data, X64, out)
     return out
 
 
