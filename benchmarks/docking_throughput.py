@@ -162,11 +162,9 @@ def cold_single() -> None:
 def batch_scaling(names: list[str], target: str) -> None:
     """A batch on each layout, workers started first (maps computed), no cache: the docking time
     of the batch against the same ligands docked one after another on one thread."""
-    import os
+    from simulators.docking import DockingSettings, DockingSimulator, docking_cores, docking_layout
 
-    from simulators.docking import DockingSettings, DockingSimulator, docking_layout
-
-    cores = len(os.sched_getaffinity(0))
+    cores = docking_cores()
     ligands = [PANEL[n] for n in names]
     auto = docking_layout(len(ligands), 8, cores)
     layouts = [("serial, 1 worker x 1 thread", 1, 1, True), (f"auto: {auto[0]} worker(s) x {auto[1]} thread(s)", 0, 0, True)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from .cache import ResultCache, default_cache_dir
+from .machine import usable_cores
 from .molecule_checks import DOCKSTRING_SEED, PREP_VERSION, LigandError, LigandLimits
 from .measurement import Measurement
 from .targets import Target, get_target
@@ -82,17 +83,13 @@ def docking_cores() -> int:
     """Cores docking may use: $TGSCI_DOCKING_CORES (a sweep sets its share per run), else the
     cores this process may run on."""
     env = os.environ.get("TGSCI_DOCKING_CORES", "").strip()
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else usable_cores()
 
 
-def docking_layout(n_ligands: int, exhaustiveness: int, cores: Optional[int] = None, workers: int = 0,
+def docking_layout(n_ligands: Optional[int], exhaustiveness: int, cores: Optional[int] = None, workers: int = 0,
                    threads: int = 0) -> tuple[int, int]:
-    """(worker processes, Vina threads per worker) for a batch of ``n_ligands``; 0 = choose.
+    """(worker processes, Vina threads per worker) for a batch of ``n_ligands`` (None: any batch,
+    the most workers a pool may start); 0 = choose.
 
     Vina's own threads first, up to ``exhaustiveness`` (its Monte Carlo runs are the unit of
     parallel work): threads share one set of maps, and a batch never waits on one worker that drew
@@ -105,7 +102,9 @@ def docking_layout(n_ligands: int, exhaustiveness: int, cores: Optional[int] = N
         threads = max(1, cores // workers) if workers > 0 else max(1, min(cores, exhaustiveness))
     if workers <= 0:
         workers = max(1, cores // threads)
-    return max(1, min(workers, max(1, n_ligands))), threads
+    if n_ligands is not None:
+        workers = min(workers, max(1, n_ligands))
+    return max(1, workers), threads
 
 
 def expected_cost(smiles: str) -> float:
@@ -169,9 +168,9 @@ def _dock_one(maps: _Maps, smiles: str, settings: DockingSettings, more: bool = 
 
     t0 = time.perf_counter()
     ligand = prepare_ligand(smiles, settings.ph, settings.seed, settings.writer, settings.limits)
-    t1 = time.perf_counter()
+    prep_s = time.perf_counter() - t0
     computed, maps_s = maps.ligand(ligand.pdbqt, more)
-    t1 += maps_s
+    t1 = time.perf_counter()
     v = maps.v
     v.dock(exhaustiveness=settings.exhaustiveness, n_poses=settings.n_poses)
     energies = v.energies(n_poses=settings.n_poses)
@@ -190,7 +189,7 @@ def _dock_one(maps: _Maps, smiles: str, settings: DockingSettings, more: bool = 
     return {
         "metrics": {"vina": float(energies[0][0]), "vina_poses": [float(e[0]) for e in energies]},
         "artifacts": {"pose_pdbqt": best_pose, "pose_sdf": sdf, "protonated": ligand.protonated},
-        "timings": {"prep_s": t1 - t0 - maps_s, "maps": computed, "maps_s": maps_s, "dock_s": t2 - t1},
+        "timings": {"prep_s": prep_s, "maps": computed, "maps_s": maps_s, "dock_s": t2 - t1},
     }
 
 
@@ -259,7 +258,7 @@ class _Worker:
         )
         self.ready = False
         self.started = time.perf_counter()
-        self.startup: dict = {}  # seconds: total (spawn to ready), imports, receptor, maps
+        self.startup: dict = {}  # seconds: total (spawn to ready), imports, receptor
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -323,7 +322,7 @@ class DockingPool:
         import dataclasses
 
         self.target = target
-        self.n_workers, threads = docking_layout(10**6, settings.exhaustiveness, workers=n_workers, threads=settings.cpu)
+        self.n_workers, threads = docking_layout(None, settings.exhaustiveness, workers=n_workers, threads=settings.cpu)
         self.settings = dataclasses.replace(settings, cpu=threads)
         self.workers: list[Optional[_Worker]] = [None] * self.n_workers
         self.restarts = 0

@@ -111,14 +111,12 @@ def local_threads(processes: int = 1) -> int:
     On a quiet 2-core box 2 threads generate 1.6x faster than 1 (8.2 vs 13.0 ms/token measured);
     a 135M model gains little past 4. Sweeps set the variable to cores per worker, so that workers
     sharing a machine do not oversubscribe it."""
+    from simulators.machine import usable_cores
+
     value = os.environ.get("TGSCI_LOCAL_THREADS")
     if value:
         return max(1, int(value))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores // max(1, processes)))
+    return max(1, min(4, usable_cores() // max(1, processes)))
 
 
 def _seed_for(messages: list[dict]) -> int:

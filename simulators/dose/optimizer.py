@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, minimize
 
+from ..machine import usable_cores
 from ._blas import single_threaded_blas
 
 KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
@@ -98,11 +99,7 @@ def default_threads() -> int:
     env = os.environ.get("TGSCI_DOSE_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
+    return min(2, usable_cores())
 
 
 @dataclass

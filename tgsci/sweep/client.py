@@ -75,10 +75,9 @@ def sweep_lock(out_dir: str | os.PathLike) -> Iterator[Path]:
 
 
 def default_n_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    from simulators.machine import usable_cores
+
+    return usable_cores()
 
 
 def run_sweep(
