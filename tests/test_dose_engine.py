@@ -137,8 +137,8 @@ def test_a_failed_inner_optimization_only_fails_its_own_vector(tg119, monkeypatc
     original = opt.evaluate_block
     poisoned = opt.names.index("BODY")
 
-    def flaky(X, P):
-        f, G = original(X, P)
+    def flaky(X, P, **kw):
+        f, G = original(X, P, **kw)
         f = f.copy()
         f[P[poisoned] == 7.0] = np.nan  # the vector with BODY = 7 "diverges"
         return f, G
@@ -220,3 +220,41 @@ def test_compiled_kernels_match_scipy_and_do_not_depend_on_threads_or_block_size
     g1[0, rows[::2]] = 0.0  # fewer active rows in this column than in the block: same sums for it
     block = np.concatenate([g1, g[1:]])
     assert np.array_equal(kernels.backprop(P, g1, rows[1::2])[:, 0], kernels.backprop(P, block, rows)[:, 0])
+
+
+def test_screened_rows_change_no_bit_of_the_plans(tg119):
+    """Rows whose dose bound stays under their overdose limit are skipped; an unsafe bound (or a
+    skipped row that counted) would change f or g and so the L-BFGS-B path."""
+    opt = tg119[0].optimizer
+    assert opt.kernel == "numba" and opt.screening  # numba is a pinned dependency; screening is the default
+    runs = {}
+    for screening in (False, True):
+        opt.screening, opt.stats = screening, type(opt.stats)()
+        runs[screening] = (opt.optimize([START, OTHER]), opt.stats)
+    opt.screening = True
+    (plain, s0), (screened, s1) = runs[False], runs[True]
+    assert all(np.array_equal(a.x, b.x) and a.fun == b.fun and a.nit == b.nit for a, b in zip(plain, screened))
+    assert s0.forward_rows == s0.evaluations * opt.n_rows
+    assert s1.forward_rows < 0.4 * s1.evaluations * opt.n_rows and s1.full_forwards < s1.evaluations / 4
+
+
+def test_group_sums_bound_every_rows_dose_from_above():
+    import scipy.sparse as sp
+
+    from simulators.dose import kernels
+
+    rng = np.random.default_rng(5)
+    A = sp.random(2000, 300, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    P = kernels.Prepared(A)
+    S = kernels.GroupSums(P, shift=3)
+    x_ref = rng.random((300, 2)).astype(np.float32)
+    x = x_ref + rng.normal(0, 0.2, (300, 2)).astype(np.float32)
+    exact = A.astype(np.float64) @ x.astype(np.float64)  # (rows, 2)
+    dref = np.ascontiguousarray((A.astype(np.float64) @ x_ref.astype(np.float64)).T, dtype=np.float32)
+    delta = np.maximum(x - x_ref, 0.0)
+    for level in (np.median(exact), np.percentile(exact, 90)):
+        limit = np.full(2000, level)
+        need = np.zeros((2, 2000), dtype=bool)
+        S.mark_needed(dref, delta, limit, need)
+        assert np.all(need.T[exact > level])  # every row over the limit is flagged
+        assert 0 < need.sum() < need.size  # and the bound is not trivial

@@ -16,9 +16,13 @@ product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS 
 
 - float32 CSR with int32 indices, restricted to the voxels that carry objectives; voxels whose
   dose row is empty enter only as constants (they still count in N_t, as in pyRadPlan).
-- One evaluation = one forward product (all rows, needed to know which are active) and one
-  transposed product over the **active** rows only: rows whose residual is zero (e.g. body
-  voxels below d_max, > 90 % of the rows on TG119) contribute exactly 0 and are skipped.
+- One evaluation = one forward product and one transposed product over the **active** rows only:
+  rows whose residual is zero (e.g. body voxels below d_max, > 90 % of the rows on TG119)
+  contribute exactly 0 and are skipped.
+- The forward product is **screened** (``_Screen``): a row of an overdose-only VOI whose dose
+  cannot have reached its d_max since the last full product (a bound from per-group entry sums)
+  is not computed. Same f and g bits as the full product (tested); on TG119 at 5 mm 12 % of the
+  rows per evaluation, k = 1 one thread 4.3 -> 1.8 s per 100 iterations.
 - k weight vectors are optimized together: k scipy L-BFGS-B runs advance in lock step (one
   thread each, one at a time; the calling thread evaluates the block), so each matrix pass
   serves a block of k columns. Column j of a block product equals the single-vector product
@@ -107,6 +111,8 @@ class _Stats:
     evaluations: int = 0  # batched evaluations (matrix passes)
     columns: int = 0  # columns evaluated in total
     active_rows: int = 0
+    forward_rows: int = 0  # rows whose dose the forward products computed (all rows without screening)
+    full_forwards: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -159,6 +165,12 @@ class FluenceOptimizer:
             from . import kernels
 
             self._prepared = kernels.Prepared(self.A)
+        self.screening = self.kernel == "numba" and os.environ.get("TGSCI_DOSE_SCREENING", "1") != "0"
+        self._limit = _overdose_limits(self.terms, self.n_rows)
+        self._always = self._limit == -np.inf
+        self._row_nnz = np.diff(self.A.indptr).astype(np.float64) / max(1, self.A.nnz)
+        self._group_sums = None  # made at the first optimization that screens
+        self._screen: Optional[_Screen] = None
         self._pool: Optional[ThreadPoolExecutor] = None
         self.stats = _Stats()
 
@@ -239,36 +251,61 @@ class FluenceOptimizer:
         self.stats.active_rows += sum(p[1] for p in parts)
         return np.asarray(G, dtype=np.float64).reshape(self.n_bixels, k)
 
-    def evaluate_block(self, X: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate_block(
+        self, X: np.ndarray, P: np.ndarray, ids: Optional[Sequence[int]] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Objective values (k,) and gradients (n_bixels, k) for fluences X and weights P (n_terms, k).
 
         Every reduction runs per column on contiguous data, so column j's numbers do not depend
-        on the other columns of the block (a batch equals single runs bit for bit)."""
+        on the other columns of the block (a batch equals single runs bit for bit). ``ids`` name the
+        solvers the columns belong to during ``optimize`` (their screening references)."""
         t0 = time.perf_counter()
         X = np.asarray(X, dtype=np.float64).reshape(self.n_bixels, -1)
         k = X.shape[1]
-        Dt = np.ascontiguousarray(self.dose(X).reshape(self.n_rows, k).T)  # (k, rows)
+        live = None
+        if self._screen is not None and ids is not None:
+            X32 = np.ascontiguousarray(X, dtype=np.float32)
+            live = self._screen.rows_to_compute(X32, ids)
+        if live is None:  # every row
+            D = self.dose(X).reshape(self.n_rows, k)
+            Dt = np.ascontiguousarray(D.T)  # (k, rows)
+            self.stats.forward_rows += self.n_rows
+            self.stats.full_forwards += 1
+            if self._screen is not None and ids is not None:
+                self._screen.set_references(X32, Dt, ids)
+        else:
+            from . import kernels
+
+            kernels.set_threads(self.threads)
+            Dt = np.zeros((k, self.n_rows), dtype=np.float32)
+            Dt[:, live] = kernels.dose_rows(self._prepared, X, live).T
+            self.stats.forward_rows += int(live.size)
+            computed = np.zeros(self.n_rows, dtype=bool)
+            computed[live] = True
         gt = np.zeros((k, self.n_rows), dtype=np.float32)
         f = np.zeros(k, dtype=np.float64)
         for ti, term in enumerate(self.terms):
             p = P[ti]  # (k,)
             if not np.any(p):
                 continue
-            if term.rows.size == 0:  # every voxel of the VOI has an empty dose row
-                f += p / term.n_voxels * term.empty_constant()
+            # screened rows are below every overdose limit: their residual is exactly 0, and leaving
+            # zeros out of the sequential sums below changes no bit
+            rows = term.rows if live is None else term.rows[computed[term.rows]]
+            scale = p / term.n_voxels  # (k,)
+            if rows.size == 0:  # every voxel of the VOI has an empty dose row, or all are screened
+                f += scale * term.empty_constant()
                 continue
-            r = Dt[:, term.rows] - np.float32(term.dose)
+            r = Dt[:, rows] - np.float32(term.dose)
             if term.kind == "squared_overdose":
                 np.maximum(r, 0.0, out=r)
             elif term.kind == "squared_underdose":
                 np.minimum(r, 0.0, out=r)
             r64 = r.astype(np.float64)
-            scale = p / term.n_voxels  # (k,)
             # sequential sum per column (cumsum): numpy's pairwise/SIMD reductions group terms
             # differently for different k, which would make a batch differ from single runs
             f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + term.empty_constant())
             # a term's rows are unique; different terms may share rows and simply add up
-            gt[:, term.rows] += r * (2.0 * scale).astype(np.float32)[:, None]
+            gt[:, rows] += r * (2.0 * scale).astype(np.float32)[:, None]
         G = self._backward(gt)
         s = self.stats
         s.evaluations += 1
@@ -295,6 +332,12 @@ class FluenceOptimizer:
             if X0.shape[1] == 1 and k > 1:
                 X0 = np.repeat(X0, k, axis=1)
         maxiter = self.max_iter if max_iter is None else int(max_iter)
+        if self.screening and np.isfinite(self._limit).any():
+            from . import kernels
+
+            if self._group_sums is None:
+                self._group_sums = kernels.GroupSums(self._prepared)
+            self._screen = _Screen(self)
         step = _LockStep(self, P)
         results: list[Optional[FluenceResult]] = [None] * k
 
@@ -329,6 +372,7 @@ class FluenceOptimizer:
                 step.serve()
                 for t in threads:
                     t.join()
+        self._screen = None
         return results  # type: ignore[return-value]
 
     def weight_matrix(self, weights) -> np.ndarray:
@@ -346,6 +390,64 @@ class FluenceOptimizer:
                 raise ValueError(f"missing weight(s) for {missing}")
             cols.append([float(w[n]) for n in self.names])
         return np.asarray(cols, dtype=np.float64).T.reshape(len(self.terms), len(cols))
+
+
+SCREEN_MARGIN = 1e-5  # relative: covers the float32 rounding of stored doses and of the products
+
+
+def _overdose_limits(terms: Sequence[Term], n_rows: int) -> np.ndarray:
+    """Per row, the dose below which the row adds nothing to f or g: the lowest d_max of its overdose
+    terms, less a safety margin; -inf for rows of a deviation or underdose term (always needed)."""
+    limit = np.full(n_rows, np.inf)
+    for t in terms:
+        if t.kind == "squared_overdose" and t.dose > 0:
+            limit[t.rows] = np.minimum(limit[t.rows], t.dose * (1.0 - SCREEN_MARGIN))
+    for t in terms:
+        if t.kind != "squared_overdose" or t.dose <= 0:
+            limit[t.rows] = -np.inf
+    return limit
+
+
+class _Screen:
+    """Safe screening of the forward product, per solver of one ``optimize`` call.
+
+    After an evaluation that computes every row (the reference: fluence x_r, doses d_r), a row's
+    dose at a later x is at most d_r + sum_g S[i, g] * max_{j in g} (x - x_r)_j^+ (S: the row's
+    entry sums per group of 32 bixels). Rows whose bound stays under their overdose limit have a
+    residual of exactly 0, so they are not computed: f and g are the same bits as with every row
+    (a test runs both). A new reference is taken when the rows computed since the last one have
+    cost more than one full product beyond what the first screened evaluation cost (rent or buy).
+    Measured on TG119 at 5 mm: a quarter of the non-zeros per evaluation, 100 iterations.
+    """
+
+    def __init__(self, opt: FluenceOptimizer):
+        self.opt = opt
+        self.refs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.base: dict[int, float] = {}
+        self.excess: dict[int, float] = {}
+
+    def rows_to_compute(self, X32: np.ndarray, ids: Sequence[int]) -> Optional[np.ndarray]:
+        """Sorted rows the block needs, or None for all rows (no reference yet, or time for a new one)."""
+        opt = self.opt
+        if any(j not in self.refs for j in ids):
+            return None
+        dref = np.stack([self.refs[j][1] for j in ids])
+        delta = np.maximum(X32 - np.stack([self.refs[j][0] for j in ids], axis=1), 0.0)
+        need = np.repeat(opt._always[None, :], len(ids), axis=0)
+        opt._group_sums.mark_needed(dref, delta, opt._limit, need)
+        renew = False
+        for c, j in enumerate(ids):
+            cost = float(opt._row_nnz[need[c]].sum())
+            base = self.base.setdefault(j, cost)
+            self.excess[j] = self.excess.get(j, 0.0) + cost - base
+            renew |= self.excess[j] > 1.0
+        return None if renew else np.flatnonzero(need.any(axis=0))
+
+    def set_references(self, X32: np.ndarray, Dt: np.ndarray, ids: Sequence[int]) -> None:
+        for c, j in enumerate(ids):
+            self.refs[j] = (X32[:, c].copy(), Dt[c].astype(np.float32))
+            self.base.pop(j, None)
+            self.excess[j] = 0.0
 
 
 def kernel_backend() -> str:
@@ -412,7 +514,7 @@ class _LockStep:
 
     def request(self, j: int, x: np.ndarray):
         if self.direct:
-            f, G = self.opt.evaluate_block(np.asarray(x, dtype=np.float64)[:, None], self.P)
+            f, G = self.opt.evaluate_block(np.asarray(x, dtype=np.float64)[:, None], self.P, ids=[0])
             if not np.isfinite(f[0]):
                 raise FloatingPointError("objective is not finite")
             return float(f[0]), np.ascontiguousarray(G[:, 0])
@@ -449,7 +551,7 @@ class _LockStep:
                 X = np.stack([self.pending.pop(j) for j in cols], axis=1)
             out: dict[int, object] = {}
             try:
-                f, G = self.opt.evaluate_block(X, self.P[:, cols])
+                f, G = self.opt.evaluate_block(X, self.P[:, cols], ids=cols)
                 for i, j in enumerate(cols):
                     if np.isfinite(f[i]):
                         out[j] = (float(f[i]), np.ascontiguousarray(G[:, i]))
