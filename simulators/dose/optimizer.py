@@ -429,8 +429,8 @@ class _Screen:
     def rows_to_compute(self, X32: np.ndarray, ids: Sequence[int]) -> Optional[np.ndarray]:
         """Sorted rows the block needs, or None for all rows (no reference yet, or time for a new one)."""
         opt = self.opt
-        if any(j not in self.refs for j in ids):
-            return None
+        if any(j not in self.refs for j in ids) or not np.isfinite(X32).all():
+            return None  # no reference yet, or a NaN/inf fluence: the full product reports it
         dref = np.stack([self.refs[j][1] for j in ids])
         delta = np.maximum(X32 - np.stack([self.refs[j][0] for j in ids], axis=1), 0.0)
         need = np.repeat(opt._always[None, :], len(ids), axis=0)

@@ -268,12 +268,13 @@ class PlanObjective(Objective):
         return violation + tiebreak, parts
 
     # ------------------------------------------------------------------ text
-    def _goal_status(self, g, value: float) -> str:
-        unit = "" if not g.unit else (g.unit if g.unit == "%" else f" {g.unit}")
+    def _goal_status(self, g, value: float, brief: bool = False) -> str:
+        """"met", or by how much (in the goal's unit) the value misses it."""
         if g.met(value):
             return "met"
-        miss = abs(value - g.value)
-        return f"MISSED by {miss:.2f}{unit} ({g.violation_pct(value):.1f}% of the goal)"
+        unit = "" if not g.unit else (g.unit if g.unit == "%" else f" {g.unit}")
+        miss = f"MISSED by {abs(value - g.value):.2f}{unit}"
+        return miss if brief else f"{miss} ({g.violation_pct(value):.1f}% of the goal)"
 
     def summarize(self, ev: Evaluation) -> str:
         if not ev.valid:
@@ -317,7 +318,7 @@ class PlanObjective(Objective):
         better = best is not None and best.valid and best.value != ev.value
         lines = []
         for g in self.case.goals:
-            status = "met" if g.met(m[g.key]) else f"MISSED by {abs(m[g.key] - g.value):.2f}"
+            status = self._goal_status(g, m[g.key], brief=True)
             lines.append(f"{g.structure} {g.metric} {_fmt(m[g.key], g.unit)} (goal {g.op} {_fmt(g.value, g.unit)}): {status}"
                          + (f"; best {_fmt(best.metrics[g.key], g.unit)}" if better and g.key in best.metrics else ""))
         oar = ", ".join(f"{s} Dmean {m[f'{s}.Dmean']:.1f} Gy" for s in self.case.tiebreak_structures)
