@@ -228,9 +228,10 @@ def test_screened_rows_change_no_bit_of_the_plans(tg119):
     opt = tg119[0].optimizer
     assert opt.kernel == "numba" and opt.screening  # numba is a pinned dependency; screening is the default
     runs = {}
+    vectors = [START, OTHER, {**START, "Core": 30.0}, {**OTHER, "BODY": 300.0}]  # a 4-column pass
     for screening in (False, True):
         opt.screening, opt.stats = screening, type(opt.stats)()
-        runs[screening] = (opt.optimize([START, OTHER]), opt.stats)
+        runs[screening] = (opt.optimize(vectors), opt.stats)
     opt.screening = True
     (plain, s0), (screened, s1) = runs[False], runs[True]
     assert all(np.array_equal(a.x, b.x) and a.fun == b.fun and a.nit == b.nit for a, b in zip(plain, screened))
@@ -247,14 +248,51 @@ def test_group_sums_bound_every_rows_dose_from_above():
     A = sp.random(2000, 300, density=0.1, format="csr", dtype=np.float32, random_state=rng)
     P = kernels.Prepared(A)
     S = kernels.GroupSums(P, shift=3)
-    x_ref = rng.random((300, 2)).astype(np.float32)
-    x = x_ref + rng.normal(0, 0.2, (300, 2)).astype(np.float32)
+    x_ref = rng.random((300, 5)).astype(np.float32)  # 5 columns: a 4-column pass and a single one
+    x = x_ref + rng.normal(0, 0.2, (300, 5)).astype(np.float32)
     exact = A.astype(np.float64) @ x.astype(np.float64)  # (rows, 2)
     dref = np.ascontiguousarray((A.astype(np.float64) @ x_ref.astype(np.float64)).T, dtype=np.float32)
     delta = np.maximum(x - x_ref, 0.0)
     for level in (np.median(exact), np.percentile(exact, 90)):
         limit = np.full(2000, level)
-        need = np.zeros((2, 2000), dtype=bool)
+        need = np.zeros((5, 2000), dtype=bool)
         S.mark_needed(dref, delta, limit, need)
         assert np.all(need.T[exact > level])  # every row over the limit is flagged
         assert 0 < need.sum() < need.size  # and the bound is not trivial
+
+
+def test_lock_step_solvers_take_the_iterates_of_scipys_minimize(tg119):
+    """minimize_block drives scipy's L-BFGS-B core itself: same x, f, counts and message as
+    ``minimize(method="L-BFGS-B")`` for a plan (stopped by maxiter) and a small bound-constrained
+    quadratic (converged), several solvers at once."""
+    from scipy.optimize import Bounds, minimize
+
+    from simulators.dose.lbfgsb import minimize_block
+
+    def reference(fg, x0, maxiter, tol):
+        return minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, np.inf), tol=tol,
+                        options={"maxiter": maxiter})
+
+    def same(ours, ref):
+        return (np.array_equal(ours.x, ref.x) and ours.fun == ref.fun and ours.nit == ref.nit
+                and ours.nfev == ref.nfev and ours.message == ref.message and ours.success == ref.success)
+
+    opt = tg119[0].optimizer
+    P = opt.weight_matrix([START, OTHER])
+    refs = [reference(lambda x, j=j: (lambda f, G: (float(f[0]), G[:, 0].copy()))(*opt.evaluate_block(x[:, None], P[:, [j]])),
+                      np.zeros(opt.n_bixels), 25, opt.tol) for j in range(2)]
+    ours = minimize_block(lambda X, ids: opt.evaluate_block(X, P[:, ids]), np.zeros((opt.n_bixels, 2)), opt.tol, 25)
+    assert all(same(o, r) for o, r in zip(ours, refs)) and refs[0].nit == 25
+
+    rng = np.random.default_rng(2)
+    C = rng.normal(0, 1, (30, 3))  # minimum of sum (x - c)^2 on x >= 0: some bounds active
+    W = rng.uniform(0.5, 5, (30, 3))
+    refs = [reference(lambda x, j=j: (float(np.sum(W[:, j] * (x - C[:, j]) ** 2)), 2 * W[:, j] * (x - C[:, j])),
+                      np.ones(30), 100, 1e-8) for j in range(3)]
+
+    def quad(X, ids):  # column by column, as the references sum
+        f = [float(np.sum(W[:, j] * (X[:, i] - C[:, j]) ** 2)) for i, j in enumerate(ids)]
+        return np.array(f), 2 * W[:, ids] * (X - C[:, ids])
+
+    ours = minimize_block(quad, np.ones((30, 3)), 1e-8, 100)
+    assert all(same(o, r) for o, r in zip(ours, refs)) and all(r.success and r.nit < 100 for r in refs)

@@ -9,13 +9,18 @@ while the k columns are accumulated. Results do not depend on the number of thre
 - ``backprop``: the rows are cut into ``CHUNKS`` fixed ranges; each range accumulates its active
   rows into its own buffer in row order and the buffers are added in range order.
 
-So column j of a block equals the single-vector product bit for bit, with 1 thread or 32.
+So column j of a block equals the single-vector product bit for bit, with 1 thread or 32. The
+4-column passes are explicit 4 x float64 vector code (``simd.py``: the same arithmetic per column).
+``dose_rows`` computes chosen rows only (the optimizer's screening) and ``GroupSums`` gives the
+per-group entry sums its dose bound needs.
 """
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+
+from .simd import axpy4, dot4
 
 CHUNKS = 16  # fixed: the summation order of the transposed product depends on it, not on threads
 
@@ -33,16 +38,8 @@ def _row_dose(indptr, indices, data, X, i, out, o):  # pragma: no cover - compil
     p0, p1 = indptr[i], indptr[i + 1]
     k = X.shape[1]
     c = 0
-    while c + 4 <= k:  # four columns per pass over the row, in registers
-        a0 = a1 = a2 = a3 = 0.0
-        for jj in range(p0, p1):
-            v = np.float64(data[jj])
-            row = X[indices[jj]]
-            a0 += v * row[c]
-            a1 += v * row[c + 1]
-            a2 += v * row[c + 2]
-            a3 += v * row[c + 3]
-        out[o, c], out[o, c + 1], out[o, c + 2], out[o, c + 3] = a0, a1, a2, a3
+    while c + 4 <= k:  # four columns per pass over the row, in one vector register
+        out[o, c], out[o, c + 1], out[o, c + 2], out[o, c + 3] = dot4(indices, data, X, p0, p1, c)
         c += 4
     while c < k:  # the same sum, one column
         a = 0.0
@@ -118,17 +115,27 @@ def _needed_rows(ptr, cols, vals, rowsum, dref, gmax, dmax, limit, need):  # pra
     for task in nb.prange(n_tasks):
         for i in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
             lim = limit[i]
-            for c in range(k):
-                if need[c, i]:
-                    continue
+            coarse = rowsum[i]
+            c = 0
+            while c + 4 <= k:  # four columns: one vector pass over S's row when any of them needs it
+                fine = False
+                for t in range(c, c + 4):
+                    fine |= not need[t, i] and np.float64(dref[t, i]) + coarse * dmax[t] > lim
+                if fine:
+                    s = dot4(cols, vals, gmax, ptr[i], ptr[i + 1], c)
+                    for t in range(4):
+                        if np.float64(dref[c + t, i]) + s[t] > lim:
+                            need[c + t, i] = True
+                c += 4
+            while c < k:
                 d0 = np.float64(dref[c, i])
-                if d0 + rowsum[i] * dmax[c] <= lim:
-                    continue
-                u = d0
-                for jj in range(ptr[i], ptr[i + 1]):
-                    u += np.float64(vals[jj]) * gmax[cols[jj], c]
-                if u > lim:
-                    need[c, i] = True
+                if not need[c, i] and d0 + coarse * dmax[c] > lim:
+                    u = d0
+                    for jj in range(ptr[i], ptr[i + 1]):
+                        u += np.float64(vals[jj]) * gmax[cols[jj], c]
+                    if u > lim:
+                        need[c, i] = True
+                c += 1
 
 
 @nb.njit(parallel=True, cache=True, boundscheck=False)
@@ -142,15 +149,8 @@ def _backprop(indptr, indices, data, rows, cuts, g, n_cols, partial):  # pragma:
             i = rows[t]
             c = 0
             while c + 4 <= k:  # four columns at a time: one 32-byte row of the buffer per entry
-                g0, g1 = np.float64(g[c, i]), np.float64(g[c + 1, i])
-                g2, g3 = np.float64(g[c + 2, i]), np.float64(g[c + 3, i])
-                for jj in range(indptr[i], indptr[i + 1]):
-                    v = np.float64(data[jj])
-                    b = buf[indices[jj]]
-                    b[c] += v * g0  # a zero g adds +0.0: the same bits as skipping it
-                    b[c + 1] += v * g1
-                    b[c + 2] += v * g2
-                    b[c + 3] += v * g3
+                # a zero g adds +0.0: the same bits as skipping it
+                axpy4(indices, data, buf, indptr[i], indptr[i + 1], c, g[c, i], g[c + 1, i], g[c + 2, i], g[c + 3, i])
                 c += 4
             while c < k:
                 gc = np.float64(g[c, i])

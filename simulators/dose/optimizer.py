@@ -23,8 +23,8 @@ product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS 
   cannot have reached its d_max since the last full product (a bound from per-group entry sums)
   is not computed. Same f and g bits as the full product (tested); on TG119 at 5 mm 12 % of the
   rows per evaluation, k = 1 one thread 4.3 -> 1.8 s per 100 iterations.
-- k weight vectors are optimized together: k scipy L-BFGS-B runs advance in lock step (one
-  thread each, one at a time; the calling thread evaluates the block), so each matrix pass
+- k weight vectors are optimized together: k of scipy's L-BFGS-B cores advance in lock step
+  in one thread (``lbfgsb.minimize_block``: same iterates as ``minimize``), so each matrix pass
   serves a block of k columns. Column j of a block product equals the single-vector product
   bit for bit, so a batch gives the same plans as k separate runs (a test checks it).
 - OpenBLAS is held at one thread while optimizing (see ``_blas``).
@@ -37,7 +37,6 @@ product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,10 +44,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, minimize
 
 from ..machine import usable_cores
 from ._blas import single_threaded_blas
+from .lbfgsb import FluenceResult, minimize_block
 
 KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
 N_BLOCKS = 2  # fixed row split (the summation order of the transposed product depends on it)
@@ -76,18 +75,6 @@ class Term:
         if self.kind == "squared_overdose":
             return 0.0 if self.dose >= 0 else self.n_empty * self.dose**2
         return self.n_empty * self.dose**2
-
-
-@dataclass
-class FluenceResult:
-    x: Optional[np.ndarray]
-    fun: float = float("nan")
-    nit: int = 0
-    nfev: int = 0
-    message: str = ""
-    success: bool = False
-    error: Optional[str] = None
-    seconds: float = 0.0
 
 
 @dataclass
@@ -313,7 +300,7 @@ class FluenceOptimizer:
         s.seconds += time.perf_counter() - t0
         return f, G
 
-    # ------------------------------------------------------------------ lock-step L-BFGS-B
+    # ------------------------------------------------------------------ k solvers in lock step
     def optimize(
         self,
         weights: Sequence[dict] | np.ndarray,
@@ -338,42 +325,13 @@ class FluenceOptimizer:
             if self._group_sums is None:
                 self._group_sums = kernels.GroupSums(self._prepared)
             self._screen = _Screen(self)
-        step = _LockStep(self, P)
-        results: list[Optional[FluenceResult]] = [None] * k
-
-        def run(j: int) -> None:
-            t0 = time.perf_counter()
-            try:
-                step.wait_turn(j)
-                res = minimize(
-                    lambda x: step.request(j, x), np.clip(X0[:, j], 0.0, None), jac=True, method="L-BFGS-B",
-                    bounds=Bounds(0.0, np.inf), tol=self.tol, options={"maxiter": maxiter},
+        try:
+            with single_threaded_blas():
+                return minimize_block(
+                    lambda X, ids: self.evaluate_block(X, P[:, ids], ids=ids), X0, self.tol, maxiter,
                 )
-                ok = bool(np.all(np.isfinite(res.x))) and np.isfinite(res.fun)
-                results[j] = FluenceResult(
-                    x=np.asarray(res.x, dtype=np.float64), fun=float(res.fun), nit=int(res.nit), nfev=int(res.nfev),
-                    message=str(res.message), success=bool(res.success),
-                    error=None if ok else "inner optimization produced a non-finite fluence or objective",
-                    seconds=time.perf_counter() - t0,
-                )
-            except Exception as exc:  # one failed vector must not stop the others
-                results[j] = FluenceResult(x=None, error=f"inner optimization failed: {type(exc).__name__}: {exc}",
-                                           seconds=time.perf_counter() - t0)
-            finally:
-                step.finish(j)
-
-        with single_threaded_blas():
-            if k == 1:
-                run(0)
-            else:
-                threads = [threading.Thread(target=run, args=(j,), daemon=True, name=f"lbfgsb-{j}") for j in range(k)]
-                for t in threads:
-                    t.start()
-                step.serve()
-                for t in threads:
-                    t.join()
-        self._screen = None
-        return results  # type: ignore[return-value]
+        finally:
+            self._screen = None
 
     def weight_matrix(self, weights) -> np.ndarray:
         if isinstance(weights, np.ndarray):
@@ -477,91 +435,3 @@ def compact_csr(matrix) -> sp.csr_array:
     if not m.has_sorted_indices:
         m.sort_indices()
     return m
-
-
-class _LockStep:
-    """Lock step for k solver threads, one of them running at a time.
-
-    Each solver posts its x and sleeps; the coordinating thread (the caller of ``optimize``)
-    evaluates the whole block once every running solver has posted, then hands the results
-    back one solver at a time (a turn passes to the next solver when the current one posts
-    again or finishes). Only one Python thread is ever runnable, so the solvers never compete
-    with each other or with the block evaluation for the GIL, and the order of events is the
-    same in every run.
-    """
-
-    def __init__(self, opt: FluenceOptimizer, P: np.ndarray):
-        self.opt = opt
-        self.P = P
-        self.cond = threading.Condition()
-        k = P.shape[1]
-        self.active = set(range(k))
-        self.pending: dict[int, np.ndarray] = {}
-        self.results: dict[int, object] = {}
-        self.queue: list[int] = list(range(1, k))
-        self.turn: Optional[int] = 0 if k else None
-        self.direct = k == 1  # one vector: evaluate inline, no coordinator
-
-    def _pass_turn(self) -> None:
-        self.turn = self.queue.pop(0) if self.queue else None
-        self.cond.notify_all()
-
-    def wait_turn(self, j: int) -> None:
-        if self.direct:
-            return
-        with self.cond:
-            self.cond.wait_for(lambda: self.turn == j)
-
-    def request(self, j: int, x: np.ndarray):
-        if self.direct:
-            f, G = self.opt.evaluate_block(np.asarray(x, dtype=np.float64)[:, None], self.P, ids=[0])
-            if not np.isfinite(f[0]):
-                raise FloatingPointError("objective is not finite")
-            return float(f[0]), np.ascontiguousarray(G[:, 0])
-        with self.cond:
-            self.pending[j] = np.array(x, dtype=np.float64, copy=True)
-            self._pass_turn()
-            self.cond.wait_for(lambda: self.turn == j and j in self.results)
-            out = self.results.pop(j)
-        if isinstance(out, BaseException):
-            raise out
-        return out
-
-    def finish(self, j: int) -> None:
-        if self.direct:
-            return
-        with self.cond:
-            self.active.discard(j)
-            if self.turn == j:
-                self._pass_turn()
-            else:
-                self.cond.notify_all()
-
-    def _ready(self) -> bool:
-        return self.turn is None and (not self.active or len(self.pending) >= len(self.active))
-
-    def serve(self) -> None:
-        """Evaluate blocks until every solver has finished (run in the coordinating thread)."""
-        while True:
-            with self.cond:
-                self.cond.wait_for(self._ready)
-                if not self.active:
-                    return
-                cols = sorted(self.pending)
-                X = np.stack([self.pending.pop(j) for j in cols], axis=1)
-            out: dict[int, object] = {}
-            try:
-                f, G = self.opt.evaluate_block(X, self.P[:, cols], ids=cols)
-                for i, j in enumerate(cols):
-                    if np.isfinite(f[i]):
-                        out[j] = (float(f[i]), np.ascontiguousarray(G[:, i]))
-                    else:
-                        out[j] = FloatingPointError("objective is not finite")
-            except Exception as exc:  # every waiting solver gets the error
-                for j in cols:
-                    out[j] = exc
-            with self.cond:
-                self.results.update(out)
-                self.queue = cols[1:]
-                self.turn = cols[0]
-                self.cond.notify_all()

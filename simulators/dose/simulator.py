@@ -24,7 +24,7 @@ from .optimizer import kernel_backend
 from .weights import canonical_weights
 
 #: Changes whenever the inner optimizer's results change for the same inputs.
-OPTIMIZER_VERSION = "tgsci L-BFGS-B lock-step v1"
+OPTIMIZER_VERSION = "tgsci L-BFGS-B lock-step v1"  # not for rounding: doses summed in float64 since 0.2 differ by < 1e-4 Gy
 
 
 class DoseSimulator:
