@@ -138,6 +138,20 @@ def _needed_rows(ptr, cols, vals, rowsum, dref, gmax, dmax, limit, need):  # pra
                 c += 1
 
 
+@nb.njit(cache=True, boundscheck=False)
+def costs_and_union(need, weight):  # pragma: no cover - compiled
+    """Per column, the summed ``weight`` of its needed rows; and the rows any column needs."""
+    k, n = need.shape
+    costs = np.zeros(k)
+    union = np.zeros(n, dtype=np.bool_)
+    for c in range(k):
+        for i in range(n):
+            if need[c, i]:
+                costs[c] += weight[i]
+                union[i] = True
+    return costs, union
+
+
 @nb.njit(parallel=True, cache=True, boundscheck=False)
 def _backprop(indptr, indices, data, rows, cuts, g, n_cols, partial):  # pragma: no cover - compiled
     k = g.shape[0]

@@ -206,14 +206,18 @@ class FluenceOptimizer:
         parts = self._map(lambda b: b.fwd.T @ X32, self.blocks)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _backward(self, gt: np.ndarray) -> np.ndarray:
+    def _backward(self, gt: np.ndarray, candidates: Optional[np.ndarray] = None) -> np.ndarray:
         """D^T g for voxel gradients ``gt`` (k x rows), using only rows with a non-zero entry
-        (the others contribute exactly 0). Both paths give the same bits as the full product."""
+        (the others contribute exactly 0; ``candidates``: sorted rows outside which gt is 0).
+        Both paths give the same bits as the full product."""
         k = gt.shape[0]
         if self.kernel == "numba":
             from . import kernels
 
-            active = np.flatnonzero(np.any(gt != 0.0, axis=0))
+            if candidates is None:
+                active = np.flatnonzero(np.any(gt != 0.0, axis=0))
+            else:
+                active = candidates[np.any(gt[:, candidates] != 0.0, axis=0)]
             self.stats.active_rows += int(active.size)
             kernels.set_threads(self.threads)
             return kernels.backprop(self._prepared, gt, active)
@@ -264,7 +268,7 @@ class FluenceOptimizer:
             from . import kernels
 
             kernels.set_threads(self.threads)
-            Dt = np.zeros((k, self.n_rows), dtype=np.float32)
+            Dt = np.empty((k, self.n_rows), dtype=np.float32)  # only the live rows are read below
             Dt[:, live] = kernels.dose_rows(self._prepared, X, live).T
             self.stats.forward_rows += int(live.size)
             computed = np.zeros(self.n_rows, dtype=bool)
@@ -293,7 +297,7 @@ class FluenceOptimizer:
             f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + term.empty_constant())
             # a term's rows are unique; different terms may share rows and simply add up
             gt[:, rows] += r * (2.0 * scale).astype(np.float32)[:, None]
-        G = self._backward(gt)
+        G = self._backward(gt, live)
         s = self.stats
         s.evaluations += 1
         s.columns += k
@@ -383,25 +387,34 @@ class _Screen:
         self.refs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.base: dict[int, float] = {}
         self.excess: dict[int, float] = {}
+        self._stacked: Optional[tuple] = None
 
     def rows_to_compute(self, X32: np.ndarray, ids: Sequence[int]) -> Optional[np.ndarray]:
         """Sorted rows the block needs, or None for all rows (no reference yet, or time for a new one)."""
+        from . import kernels
+
         opt = self.opt
         if any(j not in self.refs for j in ids) or not np.isfinite(X32).all():
             return None  # no reference yet, or a NaN/inf fluence: the full product reports it
-        dref = np.stack([self.refs[j][1] for j in ids])
-        delta = np.maximum(X32 - np.stack([self.refs[j][0] for j in ids], axis=1), 0.0)
+        key = tuple(ids)
+        if self._stacked is None or self._stacked[0] != key:  # the block's references, stacked once
+            self._stacked = (key, np.stack([self.refs[j][1] for j in ids]),
+                             np.stack([self.refs[j][0] for j in ids], axis=1))
+        _, dref, xref = self._stacked
+        delta = np.maximum(X32 - xref, 0.0)
         need = np.repeat(opt._always[None, :], len(ids), axis=0)
         opt._group_sums.mark_needed(dref, delta, opt._limit, need)
+        costs, union = kernels.costs_and_union(need, opt._row_nnz)
         renew = False
         for c, j in enumerate(ids):
-            cost = float(opt._row_nnz[need[c]].sum())
+            cost = float(costs[c])
             base = self.base.setdefault(j, cost)
             self.excess[j] = self.excess.get(j, 0.0) + cost - base
             renew |= self.excess[j] > 1.0
-        return None if renew else np.flatnonzero(need.any(axis=0))
+        return None if renew else np.flatnonzero(union)
 
     def set_references(self, X32: np.ndarray, Dt: np.ndarray, ids: Sequence[int]) -> None:
+        self._stacked = None
         for c, j in enumerate(ids):
             self.refs[j] = (X32[:, c].copy(), Dt[c].astype(np.float32))
             self.base.pop(j, None)
