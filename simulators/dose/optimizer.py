@@ -10,9 +10,10 @@ number of dose-grid voxels of its VOI after overlap priorities. Solved with scip
 (bounds [0, inf), tol 1e-5, x0 = 0 unless warm-started), as pyRadPlan does.
 
 What makes it fast (per evaluation, the sparse products dominate; scipy's kernels are
-single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros),
-one thread, quiet machine: one evaluation (f and g) ~49 ms = forward ~35 ms + transposed
-product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS thread).
+single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros,
+best of 3, `benchmarks/dose_reoptimization.py`): 100 iterations of one weight vector 1.8 s on
+one thread, 0.96 s on two, vs pyRadPlan's ``fluence_optimization`` 8.5 s; four vectors together
+1.3-1.4x one vector on one thread, 1.4-1.6x on two.
 
 - float32 CSR with int32 indices, restricted to the voxels that carry objectives; voxels whose
   dose row is empty enter only as constants (they still count in N_t, as in pyRadPlan).
@@ -22,7 +23,8 @@ product over the active rows ~13 ms + the rest ~1 ms; pyRadPlan ~114 ms (1 BLAS 
 - The forward product is **screened** (``_Screen``): a row of an overdose-only VOI whose dose
   cannot have reached its d_max since the last full product (a bound from per-group entry sums)
   is not computed. Same f and g bits as the full product (tested); on TG119 at 5 mm 12 % of the
-  rows per evaluation, k = 1 one thread 4.3 -> 1.8 s per 100 iterations.
+  rows per evaluation, k = 1 one thread 4.3 -> 1.8 s per 100 iterations
+  (``TGSCI_DOSE_SCREENING=0`` computes every row, for comparison).
 - k weight vectors are optimized together: k of scipy's L-BFGS-B cores advance in lock step
   in one thread (``lbfgsb.minimize_block``: same iterates as ``minimize``), so each matrix pass
   serves a block of k columns. Column j of a block product equals the single-vector product
