@@ -159,7 +159,6 @@ class FluenceOptimizer:
         self._always = self._limit == -np.inf
         self._row_nnz = np.diff(self.A.indptr).astype(np.float64) / max(1, self.A.nnz)
         self._group_sums = None  # made at the first optimization that screens
-        self._screen: Optional[_Screen] = None
         self._pool: Optional[ThreadPoolExecutor] = None
         self.stats = _Stats()
 
@@ -245,20 +244,20 @@ class FluenceOptimizer:
         return np.asarray(G, dtype=np.float64).reshape(self.n_bixels, k)
 
     def evaluate_block(
-        self, X: np.ndarray, P: np.ndarray, ids: Optional[Sequence[int]] = None,
+        self, X: np.ndarray, P: np.ndarray, ids: Optional[Sequence[int]] = None, screen: Optional[_Screen] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Objective values (k,) and gradients (n_bixels, k) for fluences X and weights P (n_terms, k).
 
         Every reduction runs per column on contiguous data, so column j's numbers do not depend
-        on the other columns of the block (a batch equals single runs bit for bit). ``ids`` name the
-        solvers the columns belong to during ``optimize`` (their screening references)."""
+        on the other columns of the block (a batch equals single runs bit for bit). ``screen``: the
+        screening state of one ``optimize`` call, ``ids``: the solvers the columns belong to in it."""
         t0 = time.perf_counter()
         X = np.asarray(X, dtype=np.float64).reshape(self.n_bixels, -1)
         k = X.shape[1]
         live = None
-        if self._screen is not None and ids is not None:
+        if screen is not None and ids is not None:
             X32 = np.ascontiguousarray(X, dtype=np.float32)
-            live = self._screen.rows_to_compute(X32, ids)
+            live = screen.rows_to_compute(X32, ids)
         if live is None:  # every row
             if np.any(X):
                 Dt = np.ascontiguousarray(self.dose(X).reshape(self.n_rows, k).T)  # (k, rows)
@@ -266,8 +265,8 @@ class FluenceOptimizer:
                 Dt = np.zeros((k, self.n_rows), dtype=np.float32)
             self.stats.forward_rows += self.n_rows
             self.stats.full_forwards += 1
-            if self._screen is not None and ids is not None:
-                self._screen.set_references(X32, Dt, ids)
+            if screen is not None and ids is not None:
+                screen.set_references(X32, Dt, ids)
         else:
             from . import kernels
 
@@ -327,19 +326,17 @@ class FluenceOptimizer:
             if X0.shape[1] == 1 and k > 1:
                 X0 = np.repeat(X0, k, axis=1)
         maxiter = self.max_iter if max_iter is None else int(max_iter)
+        screen = None  # per call: concurrent optimize calls on one optimizer keep their own state
         if self.screening and np.isfinite(self._limit).any():
             from . import kernels
 
             if self._group_sums is None:
                 self._group_sums = kernels.GroupSums(self._prepared)
-            self._screen = _Screen(self)
-        try:
-            with single_threaded_blas():
-                return minimize_block(
-                    lambda X, ids: self.evaluate_block(X, P[:, ids], ids=ids), X0, self.tol, maxiter,
-                )
-        finally:
-            self._screen = None
+            screen = _Screen(self)
+        with single_threaded_blas():
+            return minimize_block(
+                lambda X, ids: self.evaluate_block(X, P[:, ids], ids=ids, screen=screen), X0, self.tol, maxiter,
+            )
 
     def weight_matrix(self, weights) -> np.ndarray:
         if isinstance(weights, np.ndarray):
