@@ -184,10 +184,15 @@ class Prepared:
         self.data = np.ascontiguousarray(A.data, dtype=np.float32)
 
 
+def _fluence64(P: Prepared, X: np.ndarray) -> np.ndarray:
+    """The fluence as the products read it: rounded to float32 (the matrix's precision), held as a
+    contiguous (n_cols, k) float64 block (exact copies; no conversion per column in the kernels)."""
+    return np.ascontiguousarray(np.asarray(X, dtype=np.float32).reshape(P.shape[1], -1), dtype=np.float64)
+
+
 def dose(P: Prepared, X: np.ndarray) -> np.ndarray:
     """A @ X (float64, rows x k) for an (n_cols, k) fluence block."""
-    X32 = np.asarray(X, dtype=np.float32).reshape(P.shape[1], -1)  # the product's fluence is float32
-    X64 = np.ascontiguousarray(X32, dtype=np.float64)
+    X64 = _fluence64(P, X)
     out = np.empty((P.shape[0], X64.shape[1]), dtype=np.float64)
     _dose(P.indptr, P.indices, P.data, X64, out)
     return out
@@ -195,8 +200,7 @@ def dose(P: Prepared, X: np.ndarray) -> np.ndarray:
 
 def dose_rows(P: Prepared, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(A @ X)[rows] (float64, len(rows) x k): each row's sum exactly as ``dose`` computes it."""
-    X32 = np.asarray(X, dtype=np.float32).reshape(P.shape[1], -1)
-    X64 = np.ascontiguousarray(X32, dtype=np.float64)
+    X64 = _fluence64(P, X)
     rows = np.ascontiguousarray(rows, dtype=np.uint64)
     out = np.empty((rows.size, X64.shape[1]), dtype=np.float64)
     _dose_rows(P.indptr, P.indices, P.data, rows, X64, out)
