@@ -206,7 +206,7 @@ def batch_scaling(names: list[str], target: str) -> None:
             seconds = time.perf_counter() - t0
         serial = serial or seconds
         speedup = serial / seconds
-        print(f"{label:40s} {seconds:7.1f} s  speed-up {speedup:4.2f}  (goal {0.85 * len(ligands):.2f} = 0.85 x n_cores)  "
+        print(f"{label:40s} {seconds:7.1f} s  speed-up {speedup:4.2f}  (goal {0.85 * min(len(ligands), cores):.2f} = 0.85 x cores used)  "
               f"scores {', '.join(f'{x:.2f}' for x in scores)}", flush=True)
 
 
