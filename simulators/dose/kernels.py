@@ -12,7 +12,8 @@ while the k columns are accumulated. Results do not depend on the number of thre
 So column j of a block equals the single-vector product bit for bit, with 1 thread or 32. The
 4-column passes are explicit 4 x float64 vector code (``simd.py``: the same arithmetic per column).
 ``dose_rows`` computes chosen rows only (the optimizer's screening) and ``GroupSums`` gives the
-per-group entry sums its dose bound needs.
+per-group entry sums its dose bound needs. ``squared_residuals`` turns a block's doses into one
+objective term's squared-residual sums and voxel gradients.
 """
 
 from __future__ import annotations
@@ -171,6 +172,35 @@ def _backprop(indptr, indices, data, rows, cuts, g, n_cols, partial):  # pragma:
                 for jj in range(indptr[i], indptr[i + 1]):
                     buf[indices[jj], c] += np.float64(data[jj]) * gc
                 c += 1
+
+
+@nb.njit(parallel=True, cache=True, boundscheck=False)
+def squared_residuals(Dt, rows, computed, screened, dose, kind, grad_scale, gt):  # pragma: no cover - compiled
+    """One objective term on a block, columns in parallel: per column c, the sequential float64 sum
+    of squared residuals over ``rows`` (returned) and gt[c, i] += residual * grad_scale[c] (float32).
+    ``kind``: 0 deviation, 1 overdose (residual >= 0), 2 underdose (<= 0); ``screened``: skip rows
+    not ``computed`` (their residual is exactly 0). The same float32/float64 operations in the same
+    order as ``FluenceOptimizer._residuals_numpy`` (tested bit for bit), without its temporaries:
+    TG119, 4 columns, 2 threads: 0.42 -> 0.13 ms per evaluation."""
+    k = Dt.shape[0]
+    sums = np.zeros(k)
+    for c in nb.prange(k):  # columns are independent: each has its own row of gt
+        acc = 0.0
+        sc = grad_scale[c]
+        for t in range(rows.size):
+            i = rows[t]
+            if screened and not computed[i]:
+                continue
+            r = Dt[c, i] - dose
+            if kind == 1 and r < 0:  # as np.maximum(r, 0): NaN and -0.0 pass through
+                r = np.float32(0.0)
+            elif kind == 2 and r > 0:
+                r = np.float32(0.0)
+            r64 = np.float64(r)
+            acc += r64 * r64
+            gt[c, i] += r * sc
+        sums[c] = acc
+    return sums
 
 
 class Prepared:

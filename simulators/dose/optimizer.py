@@ -52,6 +52,7 @@ from ._blas import single_threaded_blas
 from .lbfgsb import FluenceResult, minimize_block
 
 KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
+RESIDUAL_KINDS = {kind: code for code, kind in enumerate(KINDS)}  # the codes of kernels.squared_residuals
 N_BLOCKS = 2  # fixed row split (the summation order of the transposed product depends on it)
 
 
@@ -276,6 +277,37 @@ class FluenceOptimizer:
             self.stats.forward_rows += int(live.size)
             computed = np.zeros(self.n_rows, dtype=bool)
             computed[live] = True
+        f, gt = self._residuals(Dt, P, None if live is None else computed)
+        G = self._backward(gt, live)
+        s = self.stats
+        s.evaluations += 1
+        s.columns += k
+        s.seconds += time.perf_counter() - t0
+        return f, G
+
+    def _residuals(self, Dt: np.ndarray, P: np.ndarray, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """f (k,) and the voxel gradients gt (k x rows, float32) from the doses Dt (k x rows) and
+        weights P; ``computed``: the rows whose dose Dt holds (None: every row). Compiled with the
+        numba products (one pass per term, no temporaries), else numpy: the same bits either way."""
+        if self.kernel != "numba":
+            return self._residuals_numpy(Dt, P, computed)
+        from . import kernels
+
+        k = Dt.shape[0]
+        gt = np.zeros((k, self.n_rows), dtype=np.float32)
+        f = np.zeros(k, dtype=np.float64)
+        mask = np.ones(1, dtype=bool) if computed is None else computed
+        for ti, term in enumerate(self.terms):
+            p = P[ti]
+            if np.any(p):
+                scale = p / term.n_voxels
+                sums = kernels.squared_residuals(Dt, term.rows, mask, computed is not None, np.float32(term.dose),
+                                                 RESIDUAL_KINDS[term.kind], (2.0 * scale).astype(np.float32), gt)
+                f += scale * (sums + term.empty_constant())
+        return f, gt
+
+    def _residuals_numpy(self, Dt: np.ndarray, P: np.ndarray, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        k = Dt.shape[0]
         gt = np.zeros((k, self.n_rows), dtype=np.float32)
         f = np.zeros(k, dtype=np.float64)
         for ti, term in enumerate(self.terms):
@@ -284,7 +316,7 @@ class FluenceOptimizer:
                 continue
             # screened rows are below every overdose limit: their residual is exactly 0, and leaving
             # zeros out of the sequential sums below changes no bit
-            rows = term.rows if live is None else term.rows[computed[term.rows]]
+            rows = term.rows if computed is None else term.rows[computed[term.rows]]
             scale = p / term.n_voxels  # (k,)
             if rows.size == 0:  # every voxel of the VOI has an empty dose row, or all are screened
                 f += scale * term.empty_constant()
@@ -300,12 +332,7 @@ class FluenceOptimizer:
             f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + term.empty_constant())
             # a term's rows are unique; different terms may share rows and simply add up
             gt[:, rows] += r * (2.0 * scale).astype(np.float32)[:, None]
-        G = self._backward(gt, live)
-        s = self.stats
-        s.evaluations += 1
-        s.columns += k
-        s.seconds += time.perf_counter() - t0
-        return f, G
+        return f, gt
 
     # ------------------------------------------------------------------ k solvers in lock step
     def optimize(
