@@ -11,9 +11,9 @@ number of dose-grid voxels of its VOI after overlap priorities. Solved with scip
 
 What makes it fast (per evaluation, the sparse products dominate; scipy's kernels are
 single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros,
-best of 3, `benchmarks/dose_reoptimization.py`): 100 iterations of one weight vector 1.8 s on
-one thread, 0.96 s on two, vs pyRadPlan's ``fluence_optimization`` 8.5 s; four vectors together
-1.3-1.4x one vector on one thread, 1.4-1.6x on two.
+best of 3, `benchmarks/dose_reoptimization.py`): 100 iterations of one weight vector 1.7 s on
+one thread, 0.93 s on two, vs pyRadPlan's ``fluence_optimization`` 8.4 s; four vectors together
+~1.35x one vector on one thread, 1.4-1.5x on two.
 
 - float32 CSR with int32 indices, restricted to the voxels that carry objectives; voxels whose
   dose row is empty enter only as constants (they still count in N_t, as in pyRadPlan).
@@ -273,7 +273,7 @@ class FluenceOptimizer:
 
             kernels.set_threads(self.threads)
             Dt = np.empty((k, self.n_rows), dtype=np.float32)  # only the live rows are read below
-            Dt[:, live] = kernels.dose_rows(self._prepared, X, live).T
+            Dt[:, live] = kernels.dose_rows(self._prepared, X32, live).T
             self.stats.forward_rows += int(live.size)
             computed = np.zeros(self.n_rows, dtype=bool)
             computed[live] = True
