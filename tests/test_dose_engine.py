@@ -140,7 +140,7 @@ def test_a_failed_inner_optimization_only_fails_its_own_vector(tg119, monkeypatc
     def flaky(X, P, **kw):
         f, G = original(X, P, **kw)
         f = f.copy()
-        f[P[poisoned] == 7.0] = np.nan  # the vector with BODY = 7 "diverges"
+        f[P.weights[poisoned] == 7.0] = np.nan  # the vector with BODY = 7 "diverges"
         return f, G
 
     monkeypatch.setattr(opt, "evaluate_block", flaky)

@@ -15,10 +15,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+from ..toml_lines import dotted, key_lines, line_of
 from .metrics import parse_metric
+from .objectives import DVH, KINDS as OBJECTIVE_KINDS, check_parameters
 
-OBJECTIVE_KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
 GOAL_OPS = ("<=", ">=")
+TUNABLE = ("weights", "dose_levels")
+JUDGE_GRIDS = ("dose", "ct")
+
+
+class CaseError(ValueError):
+    """A case manifest that cannot be planned: the message and the key path it is about."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.message, self.path = message, tuple(path)
 
 
 def cases_dir() -> Path:
@@ -43,11 +54,30 @@ def list_cases() -> list[str]:
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
+    """One optimization objective (kinds: ``objectives.KINDS``). ``dose_range``/``volume_range``:
+    the bounds within which ``tune = ["weights", "dose_levels"]`` may move its dose level/volume."""
+
     name: str
     structure: str
     kind: str
     dose_gy: float
     weight: float
+    volume_pct: Optional[float] = None
+    exponent: Optional[float] = None
+    linear: bool = False
+    dose_range: Optional[tuple] = None
+    volume_range: Optional[tuple] = None
+
+    @property
+    def label(self) -> str:
+        """``max DVH: at most 20% of the volume at or above 70 Gy``-like words for prompts and reports."""
+        from .objectives import WORDS
+
+        words = WORDS[self.kind]
+        if self.kind in DVH:
+            words = words.replace("V%", f"{self.volume_pct:g}%")
+        extra = f" (a = {self.exponent:g})" if self.kind == "eud" else ""
+        return f"{words} {self.dose_gy:g} Gy{extra}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,7 @@ class StructureSpec:
     d_levels: tuple = ()
     v_levels: tuple = ()
     roi: Optional[str] = None  # the ROI name in the patient's RTSTRUCT when it differs from ``name``
+    dose_gy: Optional[float] = None  # a target's own prescribed dose (simultaneous integrated boost)
 
 
 @dataclass(frozen=True)
@@ -100,6 +131,8 @@ class PlanSettings:
     max_iter: int
     memory_gb: float
     variant: str = "clinical"
+    judge_grid: str = "dose"  # where goals are judged and plans normalized: "dose" grid or "ct" grid
+    tune: tuple = ("weights",)  # what the proposers move: weights, and optionally dose_levels
 
     def dose_calc_fields(self) -> dict:
         """What determines the influence matrix (not max_iter)."""
@@ -131,6 +164,28 @@ class CaseSpec:
     reference_plans: tuple = ()  # (name, {objective: weight}, source): worked examples for the TGD prompt
     manifest: str = ""
     extra: dict = field(default_factory=dict)
+    normalize: str = "none"  # "D95", "Dmean", another D<x>, or "none": scale every plan so that metric = Rx
+    normalize_source: str = ""
+
+    @property
+    def targets(self) -> list[tuple[str, float]]:
+        """(name, prescribed dose) of every target with a dose: the prescription's target first."""
+        out = [(self.target, self.prescription_gy)]
+        for s in self.structures:
+            if s.type == "TARGET" and s.name != self.target and s.dose_gy is not None:
+                out.append((s.name, s.dose_gy))
+        return out
+
+    @property
+    def tunes_dose_levels(self) -> bool:
+        return "dose_levels" in self.plan.tune
+
+    def tunable(self) -> tuple[list[ObjectiveSpec], list[ObjectiveSpec]]:
+        """(objectives whose dose level, objectives whose volume) the proposers move, in manifest order."""
+        if not self.tunes_dose_levels:
+            return [], []
+        return ([o for o in self.objectives if o.dose_range is not None],
+                [o for o in self.objectives if o.volume_range is not None])
 
     @property
     def objective_names(self) -> list[str]:
@@ -193,27 +248,44 @@ def _without_paths(phantom: dict) -> dict:
     return {k: v for k, v in phantom.items() if k not in ("dicom", "matrad")}
 
 
+PLAN_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb",
+             "judge_grid", "tune")
+
+
 def _plan_settings(table: dict, fast: bool, overrides: dict) -> PlanSettings:
     base = {k: v for k, v in table.items() if not isinstance(v, dict)}
     variant = "clinical"
     if fast:
         if "fast" not in table:
-            raise ValueError("this case has no [plan.fast] settings")
+            raise CaseError("this case has no [plan.fast] settings", ("plan",))
         base.update(table["fast"])
         variant = "fast"
-    allowed = {"machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb"}
-    unknown = set(overrides) - allowed
+    for key in base:
+        if key not in PLAN_KEYS:
+            raise CaseError(f"unknown plan setting {key!r}; allowed: {', '.join(PLAN_KEYS)}", ("plan", key))
+    unknown = set(overrides) - set(PLAN_KEYS)
     if unknown:
-        raise ValueError(f"unknown plan setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ValueError(f"unknown plan setting(s) {sorted(unknown)}; allowed: {sorted(PLAN_KEYS)}")
     if overrides:
         base.update(overrides)
         variant += "+" + ",".join(f"{k}={overrides[k]}" for k in sorted(overrides))
+    for key in ("bixel_width_mm", "dose_grid_mm", "max_iter"):
+        if key not in base:
+            raise CaseError(f"[plan] needs {key}", ("plan",))
     gantry = tuple(float(a) for a in base["gantry_angles"])
     couch = tuple(float(a) for a in base.get("couch_angles", [0.0] * len(gantry)))
     if "gantry_angles" in overrides and "couch_angles" not in overrides:
         couch = (0.0,) * len(gantry)
     if len(couch) != len(gantry):
-        raise ValueError("gantry_angles and couch_angles differ in length")
+        raise CaseError("gantry_angles and couch_angles differ in length", ("plan", "couch_angles"))
+    judge = base.get("judge_grid", "dose")
+    if judge not in JUDGE_GRIDS:
+        raise CaseError(f"judge_grid must be one of {', '.join(JUDGE_GRIDS)}, not {judge!r}", ("plan", "judge_grid"))
+    tune = base.get("tune", ["weights"])
+    if isinstance(tune, str):
+        tune = [tune]
+    if not isinstance(tune, (list, tuple)) or "weights" not in tune or any(t not in TUNABLE for t in tune):
+        raise CaseError(f'tune must be ["weights"] or ["weights", "dose_levels"], not {tune!r}', ("plan", "tune"))
     settings = PlanSettings(
         machine=str(base.get("machine", "Generic")),
         gantry_angles=gantry,
@@ -223,70 +295,184 @@ def _plan_settings(table: dict, fast: bool, overrides: dict) -> PlanSettings:
         max_iter=int(base["max_iter"]),
         memory_gb=float(base.get("memory_gb", 2.0)),
         variant=variant,
+        judge_grid=judge,
+        tune=tuple(t for t in TUNABLE if t in tune),
     )
     if settings.bixel_width_mm <= 0 or settings.dose_grid_mm <= 0 or settings.max_iter < 1:
-        raise ValueError("bixel_width_mm, dose_grid_mm and max_iter must be positive")
+        raise CaseError("bixel_width_mm, dose_grid_mm and max_iter must be positive", ("plan",))
     return settings
 
 
+def _number(value, path: tuple, what: str, low: Optional[float] = None, high: Optional[float] = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CaseError(f"{what} must be a finite number, not {value!r}", path)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low:g}" if high is None else (f"<= {high:g}" if low is None else f"within [{low:g}, {high:g}]")
+        raise CaseError(f"{what} must be {bounds}, not {value:g}", path)
+    return float(value)
+
+
+def _range(value, path: tuple, what: str, low: float, high: Optional[float] = None) -> tuple[float, float]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise CaseError(f"{what} must be [minimum, maximum], not {value!r}", path)
+    lo, hi = (_number(v, path, what, low, high) for v in value)
+    if lo > hi:
+        raise CaseError(f"{what} [{lo:g}, {hi:g}]: the minimum exceeds the maximum", path)
+    return lo, hi
+
+
+OBJECTIVE_KEYS = ("name", "kind", "dose_gy", "dose_rx", "weight", "volume_pct", "exponent", "linear", "dose_range",
+                  "volume_range", "source")
+
+
+def _objective(o: dict, structure: str, rx: float, path: tuple) -> ObjectiveSpec:
+    """One ``[[structures.objectives]]`` entry, every parameter checked (its path for the line)."""
+    if not isinstance(o, dict):
+        raise CaseError("an objective must be a table", path)
+    for key in o:
+        if key not in OBJECTIVE_KEYS:
+            raise CaseError(f"unknown objective key {key!r}; allowed: {', '.join(OBJECTIVE_KEYS)}", path + (key,))
+    name = str(o.get("name", structure))
+    kind = o.get("kind")
+    if kind not in OBJECTIVE_KINDS:
+        raise CaseError(f"objective {name}: unknown kind {kind!r}; kinds: {', '.join(OBJECTIVE_KINDS)}", path + ("kind",))
+    if "dose_gy" in o:
+        dose = _number(o["dose_gy"], path + ("dose_gy",), f"objective {name}: dose_gy", 0.0)
+    elif "dose_rx" in o:
+        dose = _number(o["dose_rx"], path + ("dose_rx",), f"objective {name}: dose_rx", 0.0) * rx
+    else:
+        raise CaseError(f"objective {name} needs dose_gy (or dose_rx, a fraction of the prescription)", path)
+    weight = _number(o.get("weight"), path + ("weight",), f"objective {name}: weight", 0.0)
+    volume = o.get("volume_pct")
+    if kind in DVH and volume is None:
+        raise CaseError(f"objective {name}: a {kind} objective needs volume_pct (the volume in % that dose_gy applies to)",
+                        path + ("kind",))
+    if volume is not None:
+        volume = _number(volume, path + ("volume_pct",), f"objective {name}: volume_pct", 0.0, 100.0)
+    exponent = o.get("exponent")
+    if exponent is not None:
+        exponent = _number(exponent, path + ("exponent",), f"objective {name}: exponent")
+    reason = check_parameters(kind, dose, volume, exponent)
+    if reason:
+        key = "exponent" if "exponent" in reason or "EUD" in reason else ("volume_pct" if "volume" in reason else "kind")
+        raise CaseError(f"objective {name}: {reason}", path + (key,))
+    linear = o.get("linear", False)
+    if not isinstance(linear, bool) or (linear and kind not in ("mean_dose", "eud")):
+        raise CaseError(f"objective {name}: linear = true applies to mean_dose and eud objectives only", path + ("linear",))
+    dose_range = volume_range = None
+    if "dose_range" in o:
+        dose_range = _range(o["dose_range"], path + ("dose_range",), f"objective {name}: dose_range", 0.0)
+        if not dose_range[0] <= dose <= dose_range[1]:
+            raise CaseError(f"objective {name}: dose level {dose:g} Gy is outside its dose_range "
+                            f"[{dose_range[0]:g}, {dose_range[1]:g}]", path + ("dose_range",))
+    if "volume_range" in o:
+        if kind not in DVH:
+            raise CaseError(f"objective {name}: volume_range applies to min_dvh and max_dvh objectives only", path + ("volume_range",))
+        volume_range = _range(o["volume_range"], path + ("volume_range",), f"objective {name}: volume_range", 0.0, 100.0)
+        if not volume_range[0] <= volume <= volume_range[1]:
+            raise CaseError(f"objective {name}: volume {volume:g}% is outside its volume_range "
+                            f"[{volume_range[0]:g}, {volume_range[1]:g}]", path + ("volume_range",))
+    return ObjectiveSpec(name=name, structure=structure, kind=kind, dose_gy=dose, weight=weight, volume_pct=volume,
+                         exponent=exponent, linear=linear, dose_range=dose_range, volume_range=volume_range)
+
+
 def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) -> CaseSpec:
+    """A checked CaseSpec from a parsed manifest; CaseError names the key path of what is wrong."""
+    for key in ("name", "phantom", "prescription", "structures", "plan"):
+        if key not in data:
+            raise CaseError(f"missing [{key}] (see targets/cases/prostate.toml for the schema)")
+    rx_table = data["prescription"]
+    rx = _number(rx_table.get("dose_gy"), ("prescription", "dose_gy"), "prescription dose_gy", 0.0)
+    if rx <= 0:
+        raise CaseError("prescription dose_gy must be > 0", ("prescription", "dose_gy"))
     structures, objectives = [], []
-    for s in data["structures"]:
+    for i, s in enumerate(data["structures"]):
+        path = ("structures", i)
+        if not isinstance(s, dict) or "name" not in s or "type" not in s:
+            raise CaseError("every [[structures]] entry needs name and type", path)
+        own = s.get("dose_gy")
+        if own is not None:
+            own = _number(own, path + ("dose_gy",), f"structure {s['name']}: dose_gy", 0.0)
+            if s["type"].upper() != "TARGET":
+                raise CaseError(f"structure {s['name']}: dose_gy (a prescribed dose) applies to targets only", path + ("dose_gy",))
         structures.append(
             StructureSpec(
                 name=s["name"], type=s["type"].upper(), overlap_priority=s.get("overlap_priority"),
                 d_levels=tuple(float(x) for x in s.get("d_levels", [])),
-                v_levels=tuple(float(x) for x in s.get("v_levels", [])), roi=s.get("roi"),
+                v_levels=tuple(float(x) for x in s.get("v_levels", [])), roi=s.get("roi"), dose_gy=own,
             )
         )
-        for o in s.get("objectives", []):
-            if o["kind"] not in OBJECTIVE_KINDS:
-                raise ValueError(f"objective {o.get('name')}: kind must be one of {OBJECTIVE_KINDS}")
-            objectives.append(
-                ObjectiveSpec(
-                    name=o.get("name", s["name"]), structure=s["name"], kind=o["kind"],
-                    dose_gy=float(o["dose_gy"]), weight=float(o["weight"]),
-                )
-            )
+        for j, o in enumerate(s.get("objectives", [])):
+            objectives.append(_objective(o, s["name"], rx, path + ("objectives", j)))
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
-        raise ValueError(f"objective names must be unique, got {names}")
-    rx = data["prescription"]
-    known = {s.name for s in structures}
+        raise CaseError(f"objective names must be unique, got {names}", ("structures",))
+    known = {s.name: s for s in structures}
+    target = rx_table.get("target")
+    if target not in known or known[target].type != "TARGET":
+        raise CaseError(f"prescription target {target!r} must be a structure of type TARGET; targets: "
+                        f"{', '.join(n for n, s in known.items() if s.type == 'TARGET') or 'none'}", ("prescription", "target"))
+    normalize = str(rx_table.get("normalize", "none"))
+    if normalize != "none":
+        try:
+            kind, _ = parse_metric(normalize)
+        except ValueError:
+            kind = None
+        if kind not in ("D", "Dmean"):
+            raise CaseError(f'normalize must be "D95", "Dmean", another D<percent> or "none", not {normalize!r}',
+                            ("prescription", "normalize"))
+    norm_target = rx_table.get("normalize_to", target)
+    if norm_target != target:
+        kind = known[norm_target].type if norm_target in known else None
+        raise CaseError(f"normalize_to {norm_target!r}: plans are normalized on the prescription's target {target!r}"
+                        + ("" if kind else " (no such structure)") + (f"; {norm_target} is an {kind}, not a target" if kind and kind != "TARGET" else ""),
+                        ("prescription", "normalize_to"))
     goals = []
-    for g in data.get("goals", []):
-        if g["structure"] not in known:
-            raise ValueError(f"goal on unknown structure {g['structure']!r}")
-        if g["op"] not in GOAL_OPS:
-            raise ValueError(f"goal op must be one of {GOAL_OPS}")
-        kind, _ = parse_metric(g["metric"])
-        value = float(g["value"]) if "value" in g else float(g["value_rx"]) * float(rx["dose_gy"])
+    for i, g in enumerate(data.get("goals", [])):
+        path = ("goals", i)
+        if g.get("structure") not in known:
+            raise CaseError(f"goal on unknown structure {g.get('structure')!r}", path + ("structure",))
+        if g.get("op") not in GOAL_OPS:
+            raise CaseError(f"goal op must be one of {GOAL_OPS}", path + ("op",))
+        try:
+            kind, _ = parse_metric(str(g.get("metric")))
+        except ValueError as exc:
+            raise CaseError(str(exc), path + ("metric",)) from None
+        value = float(g["value"]) if "value" in g else float(g["value_rx"]) * rx
         unit = "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy")
         goals.append(GoalSpec(g["structure"], g["metric"], g["op"], value, g.get("source", ""), float(g.get("priority", 1.0)), unit))
     scoring = data.get("scoring", {})
     references = []
-    for r in data.get("reference_plans", []):
+    for i, r in enumerate(data.get("reference_plans", [])):
         if set(r.get("weights", {})) != set(names):
-            raise ValueError(f"reference plan {r.get('name')!r}: weights must name exactly the objectives {names}")
+            raise CaseError(f"reference plan {r.get('name')!r}: weights must name exactly the objectives {names}",
+                            ("reference_plans", i, "weights"))
         references.append((str(r["name"]), {k: float(v) for k, v in r["weights"].items()}, str(r.get("source", ""))))
-    return CaseSpec(
+    plan = _plan_settings(data["plan"], fast, overrides)
+    case = CaseSpec(
         name=data["name"],
         description=data.get("description", ""),
         phantom=_phantom(data["phantom"], Path(manifest).parent if manifest else Path.cwd(), structures),
-        prescription_gy=float(rx["dose_gy"]),
-        fractions=int(rx["fractions"]),
-        target=rx["target"],
-        conformity_isodose=float(rx.get("conformity_isodose", 1.0)),
+        prescription_gy=rx,
+        fractions=int(rx_table["fractions"]),
+        target=target,
+        conformity_isodose=float(rx_table.get("conformity_isodose", 1.0)),
         structures=tuple(structures),
         objectives=tuple(objectives),
         goals=tuple(goals),
-        plan=_plan_settings(data["plan"], fast, overrides),
+        plan=plan,
         tiebreak_structures=tuple(scoring.get("tiebreak_structures", ())),
         tiebreak_weight=float(scoring.get("tiebreak_weight", 0.1)),
         weight_max=float(scoring.get("weight_max", 1e5)),
         reference_plans=tuple(references),
         manifest=manifest,
+        normalize=normalize,
+        normalize_source=str(rx_table.get("normalize_source", "")),
     )
+    if case.tunes_dose_levels and not any(case.tunable()):
+        raise CaseError('tune includes "dose_levels" but no objective gives a dose_range or volume_range to move it in',
+                        ("plan", "tune"))
+    return case
 
 
 def case_path(name: str) -> Path:
@@ -303,19 +489,24 @@ def case_path(name: str) -> Path:
 
 
 def load_case(name: str, fast: bool = False, **overrides) -> CaseSpec:
-    """The case ``name`` (a built-in name or a case file anywhere); ValueError lists valid names.
+    """The case ``name`` (a built-in name or a case file anywhere); ValueError lists valid names, and
+    says the file, line and key of a manifest error.
 
     Paths inside a case file (``[phantom] dicom``, ``matrad``) are read against the file's folder."""
     path = case_path(name)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
-    for key in ("name", "phantom", "prescription", "structures", "plan"):
-        if key not in data:
-            raise ValueError(f"{path}: missing [{key}] (see targets/cases/prostate.toml for the schema)")
-    return parse_case(data, fast=fast, manifest=str(path), **overrides)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the case file: {exc}") from None
+    try:
+        return parse_case(data, fast=fast, manifest=str(path), **overrides)
+    except CaseError as exc:
+        line = line_of(key_lines(text), exc.path)
+        where = f"{path}, line {line}" if line else str(path)
+        raise CaseError(f"{where}: {dotted(exc.path) + ': ' if exc.path else ''}{exc.message}", exc.path) from None
 
 
 def _phantom(table: dict, base: Path, structures: list) -> dict:

@@ -102,7 +102,8 @@ class DoseEngine:
             remap[used] = np.arange(used.size)
         terms = []
         for obj, rows, n_vox, n_empty in mats:
-            terms.append(Term(obj.name, obj.kind, obj.dose_gy, rows if remap is None else remap[rows], n_vox, n_empty))
+            terms.append(Term(obj.name, obj.kind, obj.dose_gy, rows if remap is None else remap[rows], n_vox, n_empty,
+                              volume=obj.volume_pct, exponent=obj.exponent, linear=obj.linear))
         self.objective_rows = int(used.size)
         opt = FluenceOptimizer(matrix, terms, max_iter=self.case.plan.max_iter, threads=threads)
         if remap is None:

@@ -177,8 +177,8 @@ def _backprop(indptr, indices, data, rows, cuts, g, n_cols, partial):  # pragma:
 @nb.njit(parallel=True, cache=True, boundscheck=False)
 def squared_residuals(Dt, rows, computed, screened, dose, kind, grad_scale, gt):  # pragma: no cover - compiled
     """One objective term on a block, columns in parallel: per column c, the sequential float64 sum
-    of squared residuals over ``rows`` (returned) and gt[c, i] += residual * grad_scale[c] (float32).
-    ``kind``: 0 deviation, 1 overdose (residual >= 0), 2 underdose (<= 0); ``screened``: skip rows
+    of squared residuals over ``rows`` (returned) and gt[c, i] += residual * grad_scale[c] (float32),
+    with column c's dose level ``dose[c]`` (float32). ``kind``: 0 deviation, 1 overdose (residual >= 0), 2 underdose (<= 0); ``screened``: skip rows
     not ``computed`` (their residual is exactly 0). The same float32/float64 operations in the same
     order as ``FluenceOptimizer._residuals_numpy`` (tested bit for bit), without its temporaries:
     TG119, 4 columns, 2 threads: 0.42 -> 0.13 ms per evaluation."""
@@ -187,11 +187,12 @@ def squared_residuals(Dt, rows, computed, screened, dose, kind, grad_scale, gt):
     for c in nb.prange(k):  # columns are independent: each has its own row of gt
         acc = 0.0
         sc = grad_scale[c]
+        level = dose[c]
         for t in range(rows.size):
             i = rows[t]
             if screened and not computed[i]:
                 continue
-            r = Dt[c, i] - dose
+            r = Dt[c, i] - level
             if kind == 1 and r < 0:  # as np.maximum(r, 0): NaN and -0.0 pass through
                 r = np.float32(0.0)
             elif kind == 2 and r > 0:

@@ -2,12 +2,13 @@
 
 Same problem as pyRadPlan's ``NonLinearFluencePlanningProblem`` with the scipy solver:
 
-    minimize_w  sum_t  p_t / N_t * sum_{i in VOI_t} r_t(d_i)^2,   d = D w,   w >= 0
+    minimize_w  sum_t  p_t * f_t(d[VOI_t]),   d = D w,   w >= 0
 
-with r = d - d_ref (squared deviation), max(d - d_max, 0) (squared overdose) or
-min(d - d_min, 0) (squared underdose), p_t the weight ("priority") of objective t and N_t the
-number of dose-grid voxels of its VOI after overlap priorities. Solved with scipy's L-BFGS-B
-(bounds [0, inf), tol 1e-5, x0 = 0 unless warm-started), as pyRadPlan does.
+with f_t one of the objective kinds of ``objectives`` (squared deviation, over- and underdose,
+mean dose, EUD, min and max DVH, as pyRadPlan 0.5 defines them), p_t the weight ("priority") of
+objective t and VOI_t its dose-grid voxels after overlap priorities. Solved with scipy's L-BFGS-B
+(bounds [0, inf), tol 1e-5, x0 = 0 unless warm-started), as pyRadPlan does. Each column of a
+block (one plan) has its own weights and may have its own dose levels and volumes (``Params``).
 
 What makes it fast (per evaluation, the sparse products dominate; scipy's kernels are
 single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros,
@@ -41,7 +42,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -50,15 +51,17 @@ import scipy.sparse as sp
 from ..machine import usable_cores
 from ._blas import single_threaded_blas
 from .lbfgsb import FluenceResult, minimize_block
+from .objectives import SQUARED, check_parameters, value_and_gradient
 
-KINDS = ("squared_deviation", "squared_overdose", "squared_underdose")
-RESIDUAL_KINDS = {kind: code for code, kind in enumerate(KINDS)}  # the codes of kernels.squared_residuals
+RESIDUAL_KINDS = {kind: code for code, kind in enumerate(SQUARED)}  # the codes of kernels.squared_residuals
 N_BLOCKS = 2  # fixed row split (the summation order of the transposed product depends on it)
 
 
 @dataclass
 class Term:
-    """One objective on one VOI (rows index the optimizer's restricted matrix)."""
+    """One objective on one VOI (rows index the optimizer's restricted matrix). ``dose``: its dose
+    level (Gy); ``volume``: % for the DVH kinds; ``exponent``: the EUD's a; ``linear``: |.| instead
+    of (.)^2 for mean dose and EUD (pyRadPlan's ``f_diff``)."""
 
     name: str
     kind: str
@@ -66,18 +69,36 @@ class Term:
     rows: np.ndarray
     n_voxels: int
     n_empty: int = 0  # voxels of the VOI whose dose row is empty (dose is always 0 there)
+    volume: Optional[float] = None
+    exponent: Optional[float] = None
+    linear: bool = False
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"objective kind must be one of {KINDS}, got {self.kind!r}")
+        reason = check_parameters(self.kind, self.dose, self.volume, self.exponent)
+        if reason:
+            raise ValueError(f"objective {self.name!r}: {reason}")
         if self.n_voxels <= 0:
             raise ValueError(f"objective {self.name!r} has an empty VOI on the dose grid")
 
-    def empty_constant(self) -> float:
-        """Sum of squared residuals over the empty-row voxels (dose 0 there)."""
+    def empty_constant(self, dose) -> np.ndarray:
+        """Sum of squared residuals over the empty-row voxels (dose 0 there), per dose level (squared kinds)."""
+        dose = np.asarray(dose, dtype=np.float64)
         if self.kind == "squared_overdose":
-            return 0.0 if self.dose >= 0 else self.n_empty * self.dose**2
-        return self.n_empty * self.dose**2
+            return np.where(dose >= 0, 0.0, self.n_empty * dose**2)
+        return self.n_empty * dose**2
+
+
+@dataclass
+class Params:
+    """The objective parameters of a block of plans, one column per plan: weights, dose levels (Gy)
+    and volumes (%, NaN for kinds without one), each (n_terms, k)."""
+
+    weights: np.ndarray
+    doses: np.ndarray
+    volumes: np.ndarray
+
+    def take(self, ids) -> "Params":
+        return Params(self.weights[:, ids], self.doses[:, ids], self.volumes[:, ids])
 
 
 @dataclass
@@ -134,16 +155,14 @@ class FluenceOptimizer:
         # thread: forward product 38.6 -> 35.0 ms, transposed product 14.8 -> 13.6 ms.
         key = np.asarray(A.sum(axis=1)).ravel().astype(np.float64)
         for t in terms:
-            if t.kind != "squared_overdose":
+            if t.kind != "squared_overdose":  # rows every evaluation needs (see _row_limits)
                 key[t.rows] = np.inf
         order = np.argsort(-key, kind="stable")
         self.perm = np.concatenate([order[b::N_BLOCKS] for b in range(N_BLOCKS)])
         inverse = np.empty_like(self.perm)
         inverse[self.perm] = np.arange(self.perm.size)
         self.A = compact_csr(A[self.perm])
-        self.terms = [
-            Term(t.name, t.kind, t.dose, np.sort(inverse[t.rows]), t.n_voxels, t.n_empty) for t in terms
-        ]
+        self.terms = [replace(t, rows=np.sort(inverse[t.rows])) for t in terms]
         self.names = [t.name for t in self.terms]
         self.max_iter = int(max_iter)
         self.tol = float(tol)
@@ -156,8 +175,6 @@ class FluenceOptimizer:
 
             self._prepared = kernels.Prepared(self.A)
         self.screening = self.kernel == "numba" and os.environ.get("TGSCI_DOSE_SCREENING", "1") != "0"
-        self._limit = _overdose_limits(self.terms, self.n_rows)
-        self._always = self._limit == -np.inf
         self._row_nnz = np.diff(self.A.indptr).astype(np.float64) / max(1, self.A.nnz)
         self._group_sums = None  # made at the first optimization that screens
         self._pool: Optional[ThreadPoolExecutor] = None
@@ -245,9 +262,10 @@ class FluenceOptimizer:
         return np.asarray(G, dtype=np.float64).reshape(self.n_bixels, k)
 
     def evaluate_block(
-        self, X: np.ndarray, P: np.ndarray, ids: Optional[Sequence[int]] = None, screen: Optional[_Screen] = None,
+        self, X: np.ndarray, P: np.ndarray | Params, ids: Optional[Sequence[int]] = None, screen: Optional[_Screen] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Objective values (k,) and gradients (n_bixels, k) for fluences X and weights P (n_terms, k).
+        """Objective values (k,) and gradients (n_bixels, k) for fluences X and the parameters P
+        (``Params``, or a weight matrix (n_terms, k) with the terms' own dose levels).
 
         Every reduction runs per column on contiguous data, so column j's numbers do not depend
         on the other columns of the block (a batch equals single runs bit for bit). ``screen``: the
@@ -285,43 +303,77 @@ class FluenceOptimizer:
         s.seconds += time.perf_counter() - t0
         return f, G
 
-    def _residuals(self, Dt: np.ndarray, P: np.ndarray, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def params(self, P: np.ndarray | Params) -> Params:
+        """``P`` as ``Params`` (a weight matrix gets every term's own dose level and volume)."""
+        if isinstance(P, Params):
+            return P
+        P = np.asarray(P, dtype=np.float64)
+        k = P.shape[1]
+        doses = np.repeat(np.array([[t.dose] for t in self.terms], dtype=np.float64), k, axis=1)
+        volumes = np.repeat(np.array([[np.nan if t.volume is None else t.volume] for t in self.terms]), k, axis=1)
+        return Params(P, doses, volumes)
+
+    def _residuals(self, Dt: np.ndarray, P: np.ndarray | Params, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """f (k,) and the voxel gradients gt (k x rows, float32) from the doses Dt (k x rows) and
-        weights P; ``computed``: the rows whose dose Dt holds (None: every row). Compiled with the
-        numba products (one pass per term, no temporaries), else numpy: the same bits either way."""
+        parameters P; ``computed``: the rows whose dose Dt holds (None: every row). The squared kinds
+        run compiled with the numba products (one pass per term, no temporaries), else numpy: the
+        same bits either way; the other kinds (``objectives.value_and_gradient``) the same in both."""
         if self.kernel != "numba":
             return self._residuals_numpy(Dt, P, computed)
         from . import kernels
 
+        P = self.params(P)
         k = Dt.shape[0]
         gt = np.zeros((k, self.n_rows), dtype=np.float32)
         f = np.zeros(k, dtype=np.float64)
         mask = np.ones(1, dtype=bool) if computed is None else computed
         for ti, term in enumerate(self.terms):
-            p = P[ti]
-            if np.any(p):
-                scale = p / term.n_voxels
-                sums = kernels.squared_residuals(Dt, term.rows, mask, computed is not None, np.float32(term.dose),
-                                                 RESIDUAL_KINDS[term.kind], (2.0 * scale).astype(np.float32), gt)
-                f += scale * (sums + term.empty_constant())
+            p = P.weights[ti]
+            if not np.any(p):
+                continue
+            if term.kind not in RESIDUAL_KINDS:
+                f += self._nonlinear(term, Dt, p, P.doses[ti], P.volumes[ti], gt)
+                continue
+            scale = p / term.n_voxels
+            sums = kernels.squared_residuals(Dt, term.rows, mask, computed is not None, P.doses[ti].astype(np.float32),
+                                             RESIDUAL_KINDS[term.kind], (2.0 * scale).astype(np.float32), gt)
+            f += scale * (sums + term.empty_constant(P.doses[ti]))
         return f, gt
 
-    def _residuals_numpy(self, Dt: np.ndarray, P: np.ndarray, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _nonlinear(self, term: Term, Dt: np.ndarray, p: np.ndarray, doses: np.ndarray, volumes: np.ndarray,
+                   gt: np.ndarray) -> np.ndarray:
+        """p * f of a mean/EUD/DVH term per column; adds p * df/dd to gt (its rows are always computed)."""
+        f = np.zeros(Dt.shape[0])
+        for c in range(Dt.shape[0]):
+            if p[c] == 0:
+                continue
+            value, grad = value_and_gradient(term.kind, Dt[c, term.rows], term.n_voxels, term.n_empty, float(doses[c]),
+                                             float(volumes[c]), term.exponent or 1.0, term.linear)
+            f[c] = p[c] * value
+            gt[c, term.rows] += (p[c] * grad).astype(np.float32)
+        return f
+
+    def _residuals_numpy(self, Dt: np.ndarray, P: np.ndarray | Params, computed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        P = self.params(P)
         k = Dt.shape[0]
         gt = np.zeros((k, self.n_rows), dtype=np.float32)
         f = np.zeros(k, dtype=np.float64)
         for ti, term in enumerate(self.terms):
-            p = P[ti]  # (k,)
+            p = P.weights[ti]  # (k,)
             if not np.any(p):
+                continue
+            if term.kind not in RESIDUAL_KINDS:
+                f += self._nonlinear(term, Dt, p, P.doses[ti], P.volumes[ti], gt)
                 continue
             # screened rows are below every overdose limit: their residual is exactly 0, and leaving
             # zeros out of the sequential sums below changes no bit
             rows = term.rows if computed is None else term.rows[computed[term.rows]]
             scale = p / term.n_voxels  # (k,)
+            empty = term.empty_constant(P.doses[ti])
             if rows.size == 0:  # every voxel of the VOI has an empty dose row, or all are screened
-                f += scale * term.empty_constant()
+                f += scale * empty
                 continue
-            r = Dt[:, rows] - np.float32(term.dose)
+            r = Dt[:, rows] - P.doses[ti].astype(np.float32)[:, None]
             if term.kind == "squared_overdose":
                 np.maximum(r, 0.0, out=r)
             elif term.kind == "squared_underdose":
@@ -329,7 +381,7 @@ class FluenceOptimizer:
             r64 = r.astype(np.float64)
             # sequential sum per column (cumsum): numpy's pairwise/SIMD reductions group terms
             # differently for different k, which would make a batch differ from single runs
-            f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + term.empty_constant())
+            f += scale * (np.cumsum(r64 * r64, axis=1)[:, -1] + empty)
             # a term's rows are unique; different terms may share rows and simply add up
             gt[:, rows] += r * (2.0 * scale).astype(np.float32)[:, None]
         return f, gt
@@ -340,10 +392,14 @@ class FluenceOptimizer:
         weights: Sequence[dict] | np.ndarray,
         x0: Optional[np.ndarray] = None,
         max_iter: Optional[int] = None,
+        doses: Optional[Sequence[dict]] = None,
+        volumes: Optional[Sequence[dict]] = None,
     ) -> list[FluenceResult]:
-        """Optimize every weight vector (dict name -> weight, or an (n_terms, k) array) together."""
-        P = self.weight_matrix(weights)
-        k = P.shape[1]
+        """Optimize every weight vector (dict name -> weight, or an (n_terms, k) array) together.
+        ``doses``/``volumes``: per vector, {objective name: dose level (Gy) / volume (%)} for the
+        objectives whose level differs from the term's own (None: every term's own)."""
+        P = self.block_params(weights, doses, volumes)
+        k = P.weights.shape[1]
         if k == 0:
             return []
         if x0 is None:
@@ -354,16 +410,40 @@ class FluenceOptimizer:
                 X0 = np.repeat(X0, k, axis=1)
         maxiter = self.max_iter if max_iter is None else int(max_iter)
         screen = None  # per call: concurrent optimize calls on one optimizer keep their own state
-        if self.screening and np.isfinite(self._limit).any():
+        limit = _row_limits(self.terms, self.n_rows, P.doses.min(axis=1))
+        if self.screening and np.isfinite(limit).any():
             from . import kernels
 
             if self._group_sums is None:
                 self._group_sums = kernels.GroupSums(self._prepared)
-            screen = _Screen(self)
+            screen = _Screen(self, limit)
         with single_threaded_blas():
             return minimize_block(
-                lambda X, ids: self.evaluate_block(X, P[:, ids], ids=ids, screen=screen), X0, self.tol, maxiter,
+                lambda X, ids: self.evaluate_block(X, P.take(ids), ids=ids, screen=screen), X0, self.tol, maxiter,
             )
+
+    def block_params(self, weights, doses: Optional[Sequence[dict]] = None, volumes: Optional[Sequence[dict]] = None) -> Params:
+        """``Params`` for a block: the weights (dicts or matrix), each term's dose level and volume
+        unless ``doses``/``volumes`` (one dict per column) say otherwise."""
+        P = self.params(self.weight_matrix(weights))
+        for table, given in ((P.doses, doses), (P.volumes, volumes)):
+            if given is None:
+                continue
+            if len(given) != P.weights.shape[1]:
+                raise ValueError("doses and volumes need one entry per weight vector")
+            for c, levels in enumerate(given):
+                unknown = sorted(set(levels or {}) - set(self.names))
+                if unknown:
+                    raise ValueError(f"dose levels or volumes for unknown objective(s) {unknown}")
+                for name, value in (levels or {}).items():
+                    table[self.names.index(name), c] = float(value)
+        for ti, t in enumerate(self.terms):
+            for c in range(P.weights.shape[1]):
+                reason = check_parameters(t.kind, float(P.doses[ti, c]), None if t.volume is None else float(P.volumes[ti, c]),
+                                          t.exponent)
+                if reason:
+                    raise ValueError(f"objective {t.name!r}: {reason}")
+        return P
 
     def weight_matrix(self, weights) -> np.ndarray:
         if isinstance(weights, np.ndarray):
@@ -385,15 +465,16 @@ class FluenceOptimizer:
 SCREEN_MARGIN = 1e-5  # relative: covers the float32 rounding of stored doses and of the products
 
 
-def _overdose_limits(terms: Sequence[Term], n_rows: int) -> np.ndarray:
-    """Per row, the dose below which the row adds nothing to f or g: the lowest d_max of its overdose
-    terms, less a safety margin; -inf for rows of a deviation or underdose term (always needed)."""
+def _row_limits(terms: Sequence[Term], n_rows: int, levels: np.ndarray) -> np.ndarray:
+    """Per row, the dose below which the row adds nothing to f or g: the lowest overdose level of its
+    terms (``levels``: per term, the lowest over the block's plans), less a safety margin; -inf for
+    rows every evaluation needs (deviation, underdose, mean, EUD and DVH terms: see ``objectives``)."""
     limit = np.full(n_rows, np.inf)
-    for t in terms:
-        if t.kind == "squared_overdose" and t.dose > 0:
-            limit[t.rows] = np.minimum(limit[t.rows], t.dose * (1.0 - SCREEN_MARGIN))
-    for t in terms:
-        if t.kind != "squared_overdose" or t.dose <= 0:
+    for t, level in zip(terms, levels):
+        if t.kind == "squared_overdose" and level > 0:
+            limit[t.rows] = np.minimum(limit[t.rows], level * (1.0 - SCREEN_MARGIN))
+    for t, level in zip(terms, levels):
+        if t.kind != "squared_overdose" or level <= 0:
             limit[t.rows] = -np.inf
     return limit
 
@@ -411,8 +492,10 @@ class _Screen:
     was built bounded the share of non-zeros at a quarter), 5-6 full products.
     """
 
-    def __init__(self, opt: FluenceOptimizer):
+    def __init__(self, opt: FluenceOptimizer, limit: np.ndarray):
         self.opt = opt
+        self.limit = limit  # per row (``_row_limits``)
+        self.always = limit == -np.inf
         self.refs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.base: dict[int, float] = {}
         self.excess: dict[int, float] = {}
@@ -431,8 +514,8 @@ class _Screen:
                              np.stack([self.refs[j][0] for j in ids], axis=1))
         _, dref, xref = self._stacked
         delta = np.maximum(X32 - xref, 0.0)
-        need = np.repeat(opt._always[None, :], len(ids), axis=0)
-        opt._group_sums.mark_needed(dref, delta, opt._limit, need)
+        need = np.repeat(self.always[None, :], len(ids), axis=0)
+        opt._group_sums.mark_needed(dref, delta, self.limit, need)
         costs, union = kernels.costs_and_union(need, opt._row_nnz)
         renew = False
         for c, j in enumerate(ids):

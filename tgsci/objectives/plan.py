@@ -46,12 +46,6 @@ SEARCH_FACTOR = 30.0  # TPE/random search range: start weight / 30 ... start wei
 NEIGHBOR_SIGMA = 0.5  # log-normal perturbation of the random baseline (factor e^0.5 ~ 1.65 per sigma)
 PANELS = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
 
-_KIND_WORDS = {
-    "squared_deviation": "squared deviation from",
-    "squared_overdose": "squared overdose above",
-    "squared_underdose": "squared underdose below",
-}
-
 
 def parse_weights(case: CaseSpec, text: str) -> str:
     """The canonical weight vector in ``text`` for ``case``, or InvalidCandidate saying what is wrong."""
@@ -191,7 +185,7 @@ class PlanObjective(Objective):
     # ------------------------------------------------------------------ words
     def objective_lines(self) -> list[str]:
         return [
-            f"{o.name}: {_KIND_WORDS[o.kind]} {o.dose_gy:g} Gy on {o.structure} (start weight {round_sig(o.weight)})"
+            f"{o.name}: {o.label} on {o.structure} (start weight {round_sig(o.weight)})"
             for o in self.case.objectives
         ]
 
