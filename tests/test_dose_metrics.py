@@ -159,7 +159,7 @@ def test_manifest_validation_catches_errors():
         "plan": {"gantry_angles": [0], "bixel_width_mm": 5, "dose_grid_mm": 5, "max_iter": 10},
     }
     assert parse_case(base).objective_names == ["T"]
-    bad_kind = {**base, "structures": [{"name": "T", "type": "TARGET", "objectives": [{"kind": "eud", "dose_gy": 60, "weight": 1}]}]}
+    bad_kind = {**base, "structures": [{"name": "T", "type": "TARGET", "objectives": [{"kind": "gEUD", "dose_gy": 60, "weight": 1}]}]}
     with pytest.raises(ValueError, match="kind"):
         parse_case(bad_kind)
     with pytest.raises(ValueError, match="unknown structure"):

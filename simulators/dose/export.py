@@ -5,7 +5,8 @@ linearly onto the CT grid (as pyRadPlan's ``compute_result_ct_grid`` and matRad 
 with pyRadPlan's RTDOSE exporter. For a patient imported from DICOM the RTDOSE carries the
 patient's study and frame-of-reference UIDs, name and ID, and references the CT slices it was
 planned on, so a planning system, 3D Slicer or dicompyler lays it over that CT. ``dvh_rows``
-lists every structure's metrics on both grids, saying which.
+lists every structure's metrics on both grids, saying which one the case judges on and flagging
+goal metrics whose grids differ by more than 1 Gy.
 """
 
 from __future__ import annotations
@@ -86,47 +87,34 @@ def write_rtdose(engine, fluence: np.ndarray, path: str | Path, description: str
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def ct_grid_metrics(engine, fluence: np.ndarray, ct=None, cst=None) -> dict:
-    """The case's metrics on the CT grid: dose resampled there, structures as drawn (loaded when not given)."""
-    import SimpleITK as sitk
-
-    if ct is None or cst is None:
-        from .matrix import _structure_dicts
-        from .phantoms import load_phantom
-
-        ct, cst, _ = load_phantom(engine.case.phantom, _structure_dicts(engine.case))
-    dose = sitk.GetArrayFromImage(ct_grid_dose(engine, fluence)).ravel()
-    masks = {v.name: np.asarray(v.indices_numpy).ravel() for v in cst.vois}
-    levels = engine.case.metric_levels()
-    out: dict = {}
-    for st in engine.case.structures:
-        d_levels, v_levels = levels[st.name]
-        out.update(M.structure_metrics(dose[masks[st.name]], st.name, d_levels=d_levels, v_levels=v_levels))
-    target = engine.case.target
-    out[f"{target}.HI"] = M.homogeneity_index(dose[masks[target]])
-    out[f"{target}.CI"] = M.paddick_ci(dose, masks[target], engine.case.conformity_isodose * engine.case.prescription_gy)
-    return out
-
-
 def dvh_rows(engine, dose_grid_metrics: dict, ct_metrics: Optional[dict]) -> list[dict]:
-    """One row per structure, metric and grid: value, unit, the goal on it (if any) and whether it is met."""
+    """One row per structure, metric and grid: value, unit, the goal on it (if any), whether it is met,
+    the grid the case judges on, and for a goal's dose metric whether the two grids differ by more
+    than ``GAP_FLAG_GY`` (the planning system will read the CT grid's number)."""
     goals = {g.key: g for g in engine.case.goals}
-    spacing = engine.data.meta.get("ct_grid", {}).get("spacing")
-    grids = [(f"dose grid {engine.case.plan.dose_grid_mm:g} mm", dose_grid_metrics)]
+    judged = engine.case.plan.judge_grid
+    grids = [("dose", engine.grid_label("dose"), dose_grid_metrics)]
     if ct_metrics is not None:
-        label = "CT grid " + (" x ".join(f"{s:g}" for s in spacing) + " mm" if spacing else "")
-        grids.append((label.strip(), ct_metrics))
+        grids.append(("ct", engine.grid_label("ct"), ct_metrics))
     rows = []
-    for grid, values in grids:
+    for grid, label, values in grids:
+        other = ct_metrics if grid == "dose" else dose_grid_metrics
         for key, value in values.items():
             if "." not in key or value is None:
                 continue
             structure, metric = key.split(".", 1)
             kind, _ = M.parse_metric(metric)
             goal = goals.get(key)
+            gap = abs(float(value) - float(other[key])) if other is not None and key in other else None
             rows.append({
                 "structure": structure, "metric": metric, "value": round(float(value), 4),
-                "unit": "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy"), "grid": grid,
+                "unit": "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy"), "grid": label,
+                "judged": "yes" if grid == judged else "",
                 "goal": goal.label if goal else "", "met": (goal.met(value) if goal else ""),
+                "grids_differ": ("yes" if goal is not None and goal.unit == "Gy" and gap is not None and gap > GAP_FLAG_GY else ""),
             })
     return rows
+
+
+DVH_COLUMNS = ["structure", "metric", "value", "unit", "grid", "judged", "goal", "met", "grids_differ"]
+GAP_FLAG_GY = 1.0

@@ -28,7 +28,8 @@ OPTIMIZER_VERSION = "tgsci L-BFGS-B lock-step v1"  # not for rounding: doses sum
 
 
 class DoseSimulator:
-    """``evaluate([{"PTV": 100, ...}, ...]) -> list[PlanResult]``, batch-first and cached."""
+    """``evaluate([{"PTV": 100, ...}, ...]) -> list[PlanResult]``, batch-first and cached (plans in
+    either form of ``weights``)."""
 
     def __init__(self, case: CaseSpec, cache_dir: Optional[str | Path] = None, use_result_cache: bool = True, **engine_options):
         self.engine = DoseEngine(case, cache_dir=cache_dir, **engine_options)
@@ -44,6 +45,8 @@ class DoseSimulator:
         return {
             "matrix": self.engine.data.key, "objectives": objectives, "max_iter": self.case.plan.max_iter,
             "levels": levels, "target": self.case.target, "optimizer": OPTIMIZER_VERSION, "weights": canonical,
+            "judged": {"grid": self.case.plan.judge_grid, "normalize": self.case.normalize,
+                       "prescription_gy": self.case.prescription_gy, "goals": [asdict(g) for g in self.case.goals]},
             "kernel": kernel_backend(),  # numba's float64 sums and scipy's float32 ones differ in the last digits
         }
 
@@ -52,7 +55,7 @@ class DoseSimulator:
         out: list[Optional[PlanResult]] = [None] * len(weight_vectors)
         todo: dict[str, list[int]] = {}
         for i, w in enumerate(weight_vectors):
-            reason = self.engine.check_weights(w)
+            reason = self.engine.check_plan(w)
             if reason:
                 out[i] = PlanResult(candidate=str(w), error=reason)
                 continue

@@ -301,10 +301,18 @@ class PlanObjective(Objective):
         oar = ", ".join(f"{s} Dmean {ev.metrics[f'{s}.Dmean']:.1f} Gy" for s in self.case.tiebreak_structures)
         lines.append(
             f"score {ev.score:.3f} (lower is better; {ev.metrics['goals_met']}/{ev.metrics['goals_total']} goals met"
-            + (f"; {oar}; prescription {rx:g} Gy" if oar else "") + "); DVH numbers on the "
-            + f"{self.case.plan.dose_grid_mm:g} mm dose grid"
+            + (f"; {oar}; prescription {rx:g} Gy" if oar else "") + f"); DVH numbers on the {self.grid_label()}"
+            + self._normalization_words(ev)
         )
         return "\n".join(lines)
+
+    def _normalization_words(self, ev: Evaluation) -> str:
+        """"; plan normalized: dose x 1.034 so that PTV D95 = 78 Gy" (nothing without normalization)."""
+        factor = ev.metrics.get("normalization")
+        if self.case.normalize == "none" or factor is None:
+            return ""
+        return (f"; plan normalized: dose x {factor:.3f} so that {self.case.target} {self.case.normalize} = "
+                f"{self.case.prescription_gy:g} Gy")
 
     def _brief(self, ev: Evaluation, best: Optional[Evaluation]) -> str:
         """Each goal's number, verdict and the best plan's number; the score and the OAR means."""
@@ -371,7 +379,8 @@ class PlanObjective(Objective):
             "goals": [{"goal": g.label, **asdict(g), "achieved": best.metrics[g.key], "met": g.met(best.metrics[g.key]),
                        "violation_pct": g.violation_pct(best.metrics[g.key])} for g in self.case.goals],
             "metrics": best.metrics,
-            "grid": f"DVH numbers on the {self.case.plan.dose_grid_mm:g} mm dose grid",
+            "grid": f"DVH numbers on the {self.grid_label()}",
+            "normalization": best.metrics.get("normalization", 1.0),
         }
         write_json_atomic(run_dir / "best_weights.json", payload)
         files.append("best_weights.json")
@@ -382,13 +391,17 @@ class PlanObjective(Objective):
             ds = self.engine.dose_grid_dose(fs) if fs is not None else None
             plot_dvh(self.engine, run_dir / "dvh.png", ds, db)
             plot_dose_slice(self.engine, run_dir / "dose_slice.png", db)
-            files += ["dvh.png", "dose_slice.png"] + self.export_dose(best.value, run_dir / "best_dose.dcm", best.metrics, run_dir / "dvh.csv")
+            files += ["dvh.png", "dose_slice.png"] + self.export_dose(best.value, run_dir / "best_dose.dcm", run_dir / "dvh.csv")
         return files
 
-    def export_dose(self, value: str, path: Path, metrics: Optional[dict] = None, dvh_csv: Optional[Path] = None) -> list[str]:
-        """The plan of ``value`` as DICOM RTDOSE on the CT grid at ``path`` and, with ``dvh_csv``, its DVH
-        metrics on the dose grid and on the CT grid. Returns the file names written."""
-        from simulators.dose.export import ct_grid_metrics, dvh_rows, write_rtdose
+    def grid_label(self) -> str:
+        """The grid goals are judged on ("CT grid 3 x 3 x 2.5 mm", "dose grid 6 mm")."""
+        return self.engine.grid_label(self.case.plan.judge_grid)
+
+    def export_dose(self, value: str, path: Path, dvh_csv: Optional[Path] = None) -> list[str]:
+        """The plan of ``value`` (normalized as the case says) as DICOM RTDOSE on the CT grid at ``path``
+        and, with ``dvh_csv``, its DVH metrics on the dose grid and on the CT grid. Returns the file names."""
+        from simulators.dose.export import DVH_COLUMNS, dvh_rows, write_rtdose
 
         value = self.validate(value)
         fluence = self.simulator.fluence(value)
@@ -397,10 +410,9 @@ class PlanObjective(Objective):
         write_rtdose(self.engine, fluence, path, description=f"tgsci {self.case.name} {value}")
         written = [Path(path).name]
         if dvh_csv is not None:
-            if metrics is None:
-                metrics = self.engine.metrics_from_dose(self.engine.dose_grid_dose(fluence))
-            rows = dvh_rows(self.engine, metrics, ct_grid_metrics(self.engine, fluence))
-            write_text_atomic(dvh_csv, csv_text(rows, ["structure", "metric", "value", "unit", "grid", "goal", "met"]))
+            dose = self.engine.dose_grid_dose(fluence)
+            rows = dvh_rows(self.engine, self.engine.metrics_from_dose(dose, "dose"), self.engine.metrics_from_dose(dose, "ct"))
+            write_text_atomic(dvh_csv, csv_text(rows, DVH_COLUMNS))
             written.append(Path(dvh_csv).name)
         return written
 
@@ -418,7 +430,8 @@ class PlanObjective(Objective):
         return row
 
     def _metric_columns(self) -> list[str]:
-        cols = ["goals_met", "goals_total", "violation_pct_sum", "worst_violation_pct", "tiebreak", "inner_iterations"]
+        cols = ["goals_met", "goals_total", "violation_pct_sum", "worst_violation_pct", "tiebreak", "inner_iterations",
+                "normalization", "grid_gap_gy"]
         levels = self.case.metric_levels()
         for s in self.case.structures:
             d_levels, v_levels = levels[s.name]

@@ -22,11 +22,12 @@ def plot_dvh(engine, path: Path, start_dose: Optional[np.ndarray], best_dose: np
     top = float(max(best_dose.max(), start_dose.max() if start_dose is not None else 0.0)) * 1.02
     levels = np.linspace(0.0, max(top, 1.0), 400)
     colors = _colors(len(case.structures))
+    grid = case.plan.judge_grid  # the DVH the goals are judged on
     for s, color in zip(case.structures, colors):
-        d = engine.structure_dose(best_dose, s.name)
+        d = engine.structure_dose(best_dose, s.name, grid)
         ax.plot(levels, dvh.dvh_curve(d, levels), color=color, lw=1.8, label=f"{s.name} (best)")
         if start_dose is not None:
-            d0 = engine.structure_dose(start_dose, s.name)
+            d0 = engine.structure_dose(start_dose, s.name, grid)
             ax.plot(levels, dvh.dvh_curve(d0, levels), color=color, lw=1.2, ls="--", label=f"{s.name} (start)")
     for g in case.goals:
         kind, x = dvh.parse_metric(g.metric)
@@ -39,7 +40,7 @@ def plot_dvh(engine, path: Path, start_dose: Optional[np.ndarray], best_dose: np
     ax.set_ylim(0, 101)
     ax.set_xlim(0, levels[-1])
     ax.grid(alpha=0.3)
-    ax.set_title(f"{case.name}: DVH, best (solid) vs start (dashed); dose grid {case.plan.dose_grid_mm:g} mm; triangles = goals", fontsize=9)
+    ax.set_title(f"{case.name}: DVH, best (solid) vs start (dashed); {engine.grid_label(grid)}; triangles = goals", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
