@@ -36,56 +36,19 @@ from simulators.dose.simulator import DoseSimulator
 from simulators.dose.weights import canonical_weights, round_sig
 from simulators.files import write_json_atomic, write_text_atomic
 
-from ..formats import ValueFormat
 from ..tables import csv_text
 from .base import Evaluation, InvalidCandidate, Objective
+from .plan_values import PlanValues
 
 __all__ = ["PlanObjective", "canonical_weights", "parse_weights"]
 
-SEARCH_FACTOR = 30.0  # TPE/random search range: start weight / 30 ... start weight * 30
-NEIGHBOR_SIGMA = 0.5  # log-normal perturbation of the random baseline (factor e^0.5 ~ 1.65 per sigma)
 PANELS = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
 
 
 def parse_weights(case: CaseSpec, text: str) -> str:
-    """The canonical weight vector in ``text`` for ``case``, or InvalidCandidate saying what is wrong."""
-    names, top = case.objective_names, float(case.weight_max)
-    example = canonical_weights(case.start_weights())
-    if not isinstance(text, str):
-        raise InvalidCandidate("the weight vector must be JSON text")
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise InvalidCandidate(f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}); write a JSON object such as {example}") from None
-    if isinstance(data, str):  # a JSON object quoted as a string
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, ValueError):
-            pass
-    if not isinstance(data, dict):
-        raise InvalidCandidate(f"expected a JSON object mapping objective names to weights, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise InvalidCandidate(f"unknown objective name(s) {', '.join(unknown)}; valid names: {', '.join(names)}")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise InvalidCandidate(f"missing weight(s) for {', '.join(missing)}; every one of {', '.join(names)} needs a weight")
-    weights = {}
-    for n in names:
-        v = data[n]
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise InvalidCandidate(f"weight {n} must be a number, got {json.dumps(v)}")
-        v = float(v)
-        if not math.isfinite(v):
-            raise InvalidCandidate(f"weight {n} is not finite ({v}); use a number between 0 and {top:g}")
-        if v < 0:
-            raise InvalidCandidate(f"weight {n} is negative ({v:g}); weights must be >= 0")
-        if v > top:
-            raise InvalidCandidate(f"weight {n} = {v:g} is above the upper bound {top:g}")
-        weights[n] = v
-    if not any(round_sig(v) for v in weights.values()):
-        raise InvalidCandidate("all weights are zero; at least one objective needs a positive weight")
-    return canonical_weights(weights)
+    """The canonical candidate (weights, and the levels the case tunes) in ``text`` for ``case``, or
+    InvalidCandidate saying what is wrong."""
+    return PlanValues(case, case.start_weights()).parse(text)
 
 
 class PlanObjective(Objective):
@@ -109,28 +72,14 @@ class PlanObjective(Objective):
         self.weight_max = float(case.weight_max)
         self.simulator = DoseSimulator(case, cache_dir=cache_dir, use_result_cache=use_result_cache, **engine_options)
         self.engine = self.simulator.engine
-        start = self.start_value()
+        search = self._preset.get("search_range")
+        self.values = PlanValues(case, self.start_weights(), tuple(search) if search else None)
+        levels = " and the dose levels the case lets move" if self.values.tunes_levels else ""
         self.role_description = (
-            f"importance weights of the inverse-planning objectives of the {case.name} plan "
+            f"importance weights{levels} of the inverse-planning objectives of the {case.name} plan "
             f"(JSON object: objective name -> non-negative number)"
         )
-        # The embedded model gets a grammar for the compact object (keys in order, plain decimals):
-        # llama.cpp's grammar from the JSON schema lets it spend half its tokens on newlines and
-        # indentation. API models get the schema.
-        keys = ' ", " '.join(f'"\\"{n}\\": " weight' for n in self.names)
-        self.value_format = ValueFormat(
-            schema={
-                "type": "object",
-                "properties": {n: {"type": "number", "minimum": 0, "maximum": self.weight_max} for n in self.names},
-                "required": list(self.names),
-                "additionalProperties": False,
-            },
-            example=start,
-            hint=f"Each value is one JSON object that gives every objective name a non-negative weight, for example {start}.",
-            placeholder="{" + ", ".join(f'"{n}": <weight>' for n in self.names) + "}", short_hint="",
-            grammar=f'item ::= "{{" {keys} "}}"\nweight ::= ("0" | [1-9] [0-9]{{0,4}}) ("." [0-9] [0-9]?)?\n', quoted=False,
-            max_tokens_per_item=16 + 12 * len(self.names),
-        )
+        self.value_format = self.values.value_format()
 
     @property
     def simulations(self) -> int:
@@ -141,7 +90,7 @@ class PlanObjective(Objective):
         """The case's reference plans, evaluated like any candidate (cached): the paper's table shows them."""
         if self._references is None:
             plans = self.case.reference_plans
-            evals = self.evaluate([canonical_weights(w) for _, w, _ in plans]) if plans else []
+            evals = self.evaluate([self.values.with_case_levels(w) for _, w, _ in plans]) if plans else []
             self._references = [(name, ev) for (name, _, _), ev in zip(plans, evals)]
         return self._references
 
@@ -160,34 +109,36 @@ class PlanObjective(Objective):
         return self.case.start_weights()
 
     def start_value(self) -> str:
-        """The starting weights, canonical."""
-        return canonical_weights(self.start_weights())
+        """The starting weights (and the case's dose levels when they are tuned), canonical."""
+        return self.values.start
 
     def search_space(self) -> dict[str, tuple[float, float]]:
-        """Per objective, the (low, high) range the baselines search in (log scale): the protocol's
-        range, else start weight / 30 ... start weight * 30, within (0, weight_max]."""
-        if "search_range" in self._preset:
-            low, high = self._preset["search_range"]
-            return {n: (float(low), float(high)) for n in self.names}
-        start = self.case.start_weights()
-        top = max(start.values()) or 1.0
-        space = {}
-        for n in self.names:
-            w = start[n] if start[n] > 0 else top / 1000.0
-            low = max(w / SEARCH_FACTOR, self.weight_max * 1e-9)
-            high = min(w * SEARCH_FACTOR, self.weight_max)
-            space[n] = (float(low), float(high))
-        return space
+        """Per parameter, the (low, high) range the baselines search in: weights on a log scale (the
+        protocol's range, else start weight / 30 ... start weight x 30, within (0, weight_max]), dose
+        levels and volumes within the case's ranges on a linear scale (``linear_params``)."""
+        return self.values.search_space(self.case.start_weights())
+
+    def linear_params(self) -> set[str]:
+        return self.values.linear_params()
 
     def to_params(self, value: str) -> dict[str, float]:
-        return {k: float(v) for k, v in json.loads(value).items()}
+        return self.values.to_params(value)
+
+    def from_params(self, params: dict[str, float]) -> str:
+        return self.values.from_params(params)
 
     # ------------------------------------------------------------------ words
     def objective_lines(self) -> list[str]:
-        return [
-            f"{o.name}: {o.label} on {o.structure} (start weight {round_sig(o.weight)})"
-            for o in self.case.objectives
-        ]
+        lines = []
+        for o in self.case.objectives:
+            moves = []
+            if o.name in self.values.levels["dose_gy"]:
+                moves.append(f"dose level tunable within {o.dose_range[0]:g}-{o.dose_range[1]:g} Gy")
+            if o.name in self.values.levels["volume_pct"]:
+                moves.append(f"volume tunable within {o.volume_range[0]:g}-{o.volume_range[1]:g}%")
+            lines.append(f"{o.name}: {o.label} on {o.structure} (start weight {round_sig(o.weight)}"
+                         + "".join(f"; {m}" for m in moves) + ")")
+        return lines
 
     def score_formula(self) -> str:
         return (
@@ -330,32 +281,19 @@ class PlanObjective(Objective):
 
     # ------------------------------------------------------------------ baselines
     def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
-        """Multiply every weight by exp(N(0, 0.5)) (log-normal), kept inside the search space."""
+        """Each weight times exp(N(0, 0.5)) (log-normal), each tuned level moved by N(0, 0.15 x its
+        range), kept inside the search space; None for a value that is not a valid plan."""
         try:
-            w = self.to_params(self.validate(value))
-        except (InvalidCandidate, ValueError):
+            return self.values.neighbor(self.validate(value), rng, self.search_space())
+        except (InvalidCandidate, ValueError, KeyError):
             return None
-        space = self.search_space()
-        out = {}
-        for n in self.names:
-            low, high = space[n]
-            base = w[n] if w[n] > 0 else low
-            out[n] = min(max(base * math.exp(rng.gauss(0.0, NEIGHBOR_SIGMA)), low), high)
-        return canonical_weights(out)
 
     def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]:
-        """Per weight, a random point between the parents on the log scale."""
+        """Per parameter, a random point between the parents (weights on the log scale)."""
         try:
-            wa, wb = self.to_params(self.validate(a)), self.to_params(self.validate(b))
-        except (InvalidCandidate, ValueError):
+            return self.values.crossover(self.validate(a), self.validate(b), rng, self.search_space())
+        except (InvalidCandidate, ValueError, KeyError):
             return None
-        low = {n: lo for n, (lo, _) in self.search_space().items()}
-        out = {}
-        for n in self.names:
-            la, lb = math.log(max(wa[n], low[n])), math.log(max(wb[n], low[n]))
-            t = rng.random()
-            out[n] = math.exp(la + t * (lb - la))
-        return canonical_weights(out)
 
     # ------------------------------------------------------------------ run outputs
     def write_outputs(self, run_dir, result) -> list[str]:
@@ -419,11 +357,13 @@ class PlanObjective(Objective):
     def _csv_row(self, step: int, c: Evaluation) -> dict:
         row = {"step": step, "value": c.value, "score": c.score, "error": c.error, "origin": c.origin, "cached": c.cached, "seconds": c.seconds}
         try:
-            w = json.loads(c.value or "")
-        except (json.JSONDecodeError, TypeError):
-            w = {}
+            params = self.to_params(c.value or "")
+        except (ValueError, TypeError, AttributeError, KeyError):
+            params = {}
         for n in self.names:
-            row[f"w_{n}"] = w.get(n) if isinstance(w, dict) else None
+            row[f"w_{n}"] = params.get(n)
+        for n in sorted(self.values.linear_params()):
+            row[n] = params.get(n)
         m = c.metrics
         for k in self._metric_columns():
             row[k] = m.get(k)

@@ -1,8 +1,9 @@
 """TPE baseline: Optuna's Tree-structured Parzen Estimator over log-weights.
 
 Works with any objective that exposes ``search_space() -> {name: (low, high)}`` (positive
-bounds, searched on a log scale), ``to_params(value) -> {name: float}`` and validates the
-JSON object ``{name: number}`` as a candidate (the plan objective does). Every evaluation the
+bounds, searched on a log scale unless ``linear_params()`` names them), ``to_params(value) ->
+{name: float}`` and either ``from_params(params) -> value`` or validates the JSON object
+``{name: number}`` as a candidate (the plan objective has all of them). Every evaluation the
 loop tells (the start, each step, a resumed run's history) is added with ``study.add_trial``,
 so TPE models exactly what the loop evaluated, under the same budget as every other method.
 Parameters outside the search space are clipped into it when told (a weight of 0 becomes the
@@ -19,6 +20,7 @@ import json
 import logging
 import math
 import warnings
+from typing import Optional
 
 from .base import LoopState, Proposal, Proposer, unique_new
 
@@ -49,10 +51,12 @@ class TPEProposer(Proposer):
         if not hasattr(objective, "search_space"):
             raise TypeError(f"{type(objective).__name__} has no search_space(); TPE needs named numeric bounds")
         space = objective.search_space()
+        linear = objective.linear_params() if hasattr(objective, "linear_params") else set()
         for name, (low, high) in space.items():
-            if not (0 < low < high and math.isfinite(high)):
-                raise ValueError(f"search space of {name!r} must satisfy 0 < low < high, got ({low}, {high})")
-        return {n: FloatDistribution(low, high, log=True) for n, (low, high) in space.items()}
+            if not (low < high and math.isfinite(low) and math.isfinite(high) and (name in linear or low > 0)):
+                raise ValueError(f"search space of {name!r} must satisfy 0 < low < high (or low < high on a linear scale), "
+                                 f"got ({low}, {high})")
+        return {n: FloatDistribution(low, high, log=n not in linear) for n, (low, high) in space.items()}
 
     def _sampler(self, seed: int):
         import optuna
@@ -112,7 +116,7 @@ class TPEProposer(Proposer):
                 break
             trial = self._study.ask(distributions)
             asked.append(trial)
-            value = unique_new(objective, params_json(trial.params), tried, taken)
+            value = unique_new(objective, self._value(objective, trial.params), tried, taken)
             if value is not None:
                 taken.add(value)
                 values.append(value)
@@ -121,6 +125,17 @@ class TPEProposer(Proposer):
         n_complete = len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         phase = "random start-up" if n_complete < self.n_startup_trials else "TPE"
         return Proposal(values=values, loss=f"TPE ({phase}) on {n_complete} completed evaluations of {self._told} told")
+
+
+    @staticmethod
+    def _value(objective, params: dict) -> Optional[str]:
+        """The candidate of TPE's numbers (None when the objective refuses them: unique_new skips it)."""
+        if hasattr(objective, "from_params"):
+            try:
+                return objective.from_params(params)
+            except Exception:  # noqa: BLE001 - an out-of-bounds draw is skipped like a duplicate
+                return None
+        return params_json(params)
 
 
 def params_json(params: dict) -> str:
