@@ -94,7 +94,15 @@ def test_case_init_maps_the_rois_to_the_protocol_roles(prostate_case, prostate_d
     roles = {s["name"]: s.get("roi", s["name"]) for s in case["structures"]}
     assert roles == {"PTV": "PTV", "Rectum": "Rectum", "Bladder": "Bladder", "Femur_Head_L": "Femur_Head_L",
                      "Femur_Head_R": "FemHead_R", "External": "BODY"}
-    assert case["prescription"] == {"dose_gy": 78, "fractions": 39, "target": "PTV", "conformity_isodose": 1.0}
+    assert {k: case["prescription"][k] for k in ("dose_gy", "fractions", "target", "normalize")} == \
+        {"dose_gy": 78, "fractions": 39, "target": "PTV", "normalize": "D95"}
+    # the protocol's objectives as a planner writes them, every number and range carried over
+    objectives = {o["name"]: o for s in case["structures"] for o in s.get("objectives", [])}
+    assert objectives["PTV_cov"] == {"name": "PTV_cov", "kind": "min_dvh", "dose_gy": 78, "volume_pct": 98, "weight": 1000,
+                                     "dose_range": [76.05, 79.95], "volume_range": [95.0, 99.0]}
+    assert objectives["Rectum_V70"]["kind"] == "max_dvh" and objectives["Rectum_V70"]["volume_range"] == [5.0, 20.0]
+    assert objectives["PTV_hot"]["dose_gy"] == 81.9 and case["plan"]["judge_grid"] == "ct"
+    assert case["plan"]["tune"] == ["weights", "dose_levels"] and case["plan"]["fast"]["judge_grid"] == "dose"
     sources = " ".join(g["source"] for g in case["goals"])
     assert "QUANTEC rectum (Michalski" in sources and "RTOG 0415" in sources and len(case["goals"]) == 7
     assert Path(prostate_case.parent / case["phantom"]["dicom"]).resolve() == prostate_dicom[0].resolve()
@@ -119,9 +127,12 @@ def test_the_imported_patient_matches_the_phantom_it_came_from(prostate_case, pr
 
     from_dicom = build_objective({"kind": "plan", "case": str(prostate_case), "fast": True})
     from_toml = build_objective({"kind": "plan", "case": "prostate", "fast": True})
-    weights = {"PTV": 1000, "Rectum": 300, "Bladder": 200, "FemHead_L": 100, "FemHead_R": 100, "BODY": 100}
-    a = from_toml.evaluate([json.dumps(weights)])[0]
-    b = from_dicom.evaluate([json.dumps({({v: k for k, v in names.items()}).get(k, k): w for k, w in weights.items()})])[0]
+    # the protocol's objectives are the shipped case's (only the femoral heads and body are named as in the RTSTRUCT)
+    renamed = {v: k for k, v in names.items()}
+    assert [renamed.get(n, n) for n in from_toml.names] == from_dicom.names
+    a = from_toml.evaluate([from_toml.start_value()])[0]
+    b = from_dicom.evaluate([from_dicom.start_value()])[0]
+    assert a.valid and b.valid, (a.error, b.error)
     for goal in from_toml.case.goals:
         other = ({v: k for k, v in names.items()}).get(goal.structure, goal.structure)
         assert abs(a.metrics[goal.key] - b.metrics[f"{other}.{goal.metric}"]) <= 0.5, goal.label

@@ -163,7 +163,7 @@ def test_neighbor_and_crossover_stay_valid_and_in_bounds(plan):
 
 def test_unknown_case_lists_valid_ones():
     assert {"tg119", "prostate"} <= set(list_cases())
-    with pytest.raises(SpecError, match="unknown case 'liver'.*Valid cases: prostate, tg119"):
+    with pytest.raises(SpecError, match="unknown case 'liver'.*Valid cases: prostate, prostate_sib, tg119"):
         build_objective({"kind": "plan", "case": "liver", "fast": True})
     with pytest.raises(SpecError, match="unknown option 'dose_grid'.*did you mean 'dose_grid_mm'"):
         build_objective({"kind": "plan", "case": "tg119", "dose_grid": 4})

@@ -18,8 +18,10 @@ from typing import Optional
 from ..toml_lines import dotted, key_lines, line_of
 from .metrics import parse_metric
 from .objectives import DVH, KINDS as OBJECTIVE_KINDS, check_parameters
+from .weights import join_plan
 
 GOAL_OPS = ("<=", ">=")
+GOAL_TOLERANCE = 1e-6  # relative: a goal missed by less is met (float32 doses of a normalized plan)
 TUNABLE = ("weights", "dose_levels")
 JUDGE_GRIDS = ("dose", "ct")
 
@@ -104,7 +106,9 @@ class GoalSpec:
             return float("inf")
         scale = max(abs(self.value), 1e-9)
         miss = (self.value - value) if self.op == ">=" else (value - self.value)
-        return max(0.0, 100.0 * miss / scale)
+        if miss <= GOAL_TOLERANCE * scale:  # a plan normalized to this very number lands on it up to rounding
+            return 0.0
+        return 100.0 * miss / scale
 
     def met(self, value: float) -> bool:
         return self.violation_pct(value) == 0.0
@@ -161,7 +165,7 @@ class CaseSpec:
     tiebreak_structures: tuple = ()
     tiebreak_weight: float = 0.1
     weight_max: float = 1e5
-    reference_plans: tuple = ()  # (name, {objective: weight}, source): worked examples for the TGD prompt
+    reference_plans: tuple = ()  # (name, plan (weights, maybe levels: ``weights.join_plan``), source): worked examples
     manifest: str = ""
     extra: dict = field(default_factory=dict)
     normalize: str = "none"  # "D95", "Dmean", another D<x>, or "none": scale every plan so that metric = Rx
@@ -233,6 +237,9 @@ class CaseSpec:
             "plan": {**self.plan.dose_calc_fields(), "max_iter": self.plan.max_iter, "variant": self.plan.variant},
             "prescription_gy": self.prescription_gy,
             "target": self.target,
+            "targets": [list(t) for t in self.targets],  # [name, prescribed dose] of every target
+            "normalize": self.normalize,
+            "judge_grid": self.plan.judge_grid,
             "oars": [s.name for s in self.structures if s.type == "OAR" and not _is_body(s.name)],
             "goals": [asdict(g) for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
         }
@@ -442,13 +449,27 @@ def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) 
         unit = "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy")
         goals.append(GoalSpec(g["structure"], g["metric"], g["op"], value, g.get("source", ""), float(g.get("priority", 1.0)), unit))
     scoring = data.get("scoring", {})
+    plan = _plan_settings(data["plan"], fast, overrides)
     references = []
     for i, r in enumerate(data.get("reference_plans", [])):
+        path = ("reference_plans", i)
         if set(r.get("weights", {})) != set(names):
-            raise CaseError(f"reference plan {r.get('name')!r}: weights must name exactly the objectives {names}",
-                            ("reference_plans", i, "weights"))
-        references.append((str(r["name"]), {k: float(v) for k, v in r["weights"].items()}, str(r.get("source", ""))))
-    plan = _plan_settings(data["plan"], fast, overrides)
+            raise CaseError(f"reference plan {r.get('name')!r}: weights must name exactly the objectives {names}", path + ("weights",))
+        levels = {}
+        for table, what in (("dose_gy", "dose_range"), ("volume_pct", "volume_range")):
+            given = r.get(table) or {}
+            if given and "dose_levels" not in plan.tune:
+                raise CaseError(f"reference plan {r.get('name')!r} gives {table}, but the case does not tune dose levels", path + (table,))
+            for name, value in given.items():
+                obj = next((o for o in objectives if o.name == name), None)
+                bounds = getattr(obj, what, None) if obj else None
+                if bounds is None or not bounds[0] <= float(value) <= bounds[1]:
+                    raise CaseError(f"reference plan {r.get('name')!r}: {table} of {name} = {value} needs an objective with "
+                                    f"a {what} that holds it", path + (table,))
+            levels[table] = {k: float(v) for k, v in given.items()}
+        weights = {k: float(v) for k, v in r["weights"].items()}
+        references.append((str(r["name"]), join_plan(weights, levels.get("dose_gy"), levels.get("volume_pct")),
+                           str(r.get("source", ""))))
     case = CaseSpec(
         name=data["name"],
         description=data.get("description", ""),

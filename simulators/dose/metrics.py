@@ -108,9 +108,10 @@ def structure_metrics(
     d_levels: Iterable[float] = (),
     v_levels: Iterable[float] = (),
 ) -> dict[str, float]:
-    """Dmean, Dmax, D2, D50, D95, D98, extra D<x> and V<dose>Gy for one structure."""
+    """Dmean, Dmax, Dmin, D2, D50, D95, D98, extra D<x> and V<dose>Gy for one structure."""
     d = _as_doses(dose)
-    out = {metric_key(name, "Dmean"): float(d.mean()), metric_key(name, "Dmax"): float(d.max())}
+    out = {metric_key(name, "Dmean"): float(d.mean()), metric_key(name, "Dmax"): float(d.max()),
+           metric_key(name, "Dmin"): float(d.min())}
     levels = sorted(set(STANDARD_D) | {float(v) for v in d_levels})
     # D_x is the k-th largest dose: an order statistic, so a partial sort (linear time) gives it exactly
     ascending = {x: d.size - min(max(1, math.ceil(round(x * d.size / 100.0, 9))), d.size) for x in levels}

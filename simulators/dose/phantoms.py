@@ -9,7 +9,10 @@ belongs to a shape when its center lies inside it. Shapes:
 - ``elliptic_cylinder`` (axis along z): ``center = [x, y]``, ``radii = [rx, ry]``,
   ``z_range = [z_min, z_max]`` (omit for the full grid length)
 
-``clip_to`` (a structure name) intersects a shape with an earlier one (e.g. organs with BODY).
+``clip_to`` (a structure name) intersects a shape with an earlier one (e.g. organs with BODY);
+``union`` (a list of shapes) adds more shapes to it (paired organs such as seminal vesicles);
+``subtract`` (a list of structure names) removes earlier structures from it (a lower-dose PTV
+drawn without the boost PTV, as simultaneous-integrated-boost plans are contoured).
 """
 
 from __future__ import annotations
@@ -62,8 +65,12 @@ def synthetic_masks(phantom: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
     masks: dict[str, np.ndarray] = {}
     for shape in phantom["shapes"]:
         mask = rasterize(shape, axes)
+        for part in shape.get("union", []):
+            mask |= rasterize(part, axes)
         if "clip_to" in shape:
             mask &= masks[shape["clip_to"]]
+        for other in shape.get("subtract", []):
+            mask &= ~masks[other]
         if not mask.any():
             raise ValueError(f"phantom structure {shape['name']!r} has no voxel on the grid")
         masks[shape["name"]] = mask

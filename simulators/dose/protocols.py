@@ -102,8 +102,11 @@ def init_case(dicom: str | Path, protocol_name: str, out: str | Path, series_uid
         f"fractions = {fx}",
         f"target = \"{_role(protocol, 'TARGET')}\"",
         "conformity_isodose = 1.0",
-        "",
+        f"normalize = {json.dumps(protocol['prescription'].get('normalize', 'none'))}",
     ]
+    if protocol["prescription"].get("normalize_source"):
+        lines.append(f"normalize_source = {json.dumps(protocol['prescription']['normalize_source'])}")
+    lines.append("")
     roles = {r["role"]: r for r in protocol["roles"]}
     for role_name, roi in mapped.items():
         lines += _structure(role_name, roi, roles[role_name], rx)
@@ -135,8 +138,10 @@ def init_case(dicom: str | Path, protocol_name: str, out: str | Path, series_uid
     n = len(plan["gantry_angles"])
     lines += ["[plan]", f"machine = {json.dumps(plan['machine'])}", f"gantry_angles = {json.dumps(plan['gantry_angles'])}",
               f"couch_angles = {json.dumps([0.0] * n)}", f"bixel_width_mm = {plan['bixel_width_mm']:g}",
-              f"dose_grid_mm = {plan['dose_grid_mm']:g}", f"max_iter = {plan['max_iter']}", "", "[plan.fast]"]
-    lines += [f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in plan["fast"].items()]
+              f"dose_grid_mm = {plan['dose_grid_mm']:g}", f"max_iter = {plan['max_iter']}"]
+    lines += [f"{k} = {json.dumps(plan[k])}" for k in ("judge_grid", "tune") if k in plan]
+    lines += ["", "[plan.fast]"]
+    lines += [f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {json.dumps(v)}" for k, v in plan["fast"].items()]
     if unmapped_note:
         lines += ["", "# ROIs of the RTSTRUCT no role of this protocol claims (not in the plan):"]
         lines += [f"#   {json.dumps(r)}" for r in unmapped_note]
@@ -164,7 +169,21 @@ def _structure(name: str, roi: str, role: dict, rx: float) -> list[str]:
     if role.get("v_levels"):
         lines.append(f"v_levels = {json.dumps(role['v_levels'])}")
     for i, obj in enumerate(role["objectives"]):
-        dose = obj["dose_gy"] if "dose_gy" in obj else round(obj["dose_rx"] * rx, 2)
-        lines += ["  [[structures.objectives]]", f"  name = {json.dumps(name if i == 0 else f'{name}_{i + 1}')}",
-                  f"  kind = {json.dumps(obj['kind'])}", f"  dose_gy = {dose:g}", f"  weight = {obj['weight']:g}"]
+        suffix = obj.get("suffix") or ("" if i == 0 else str(i + 1))
+        lines += ["  [[structures.objectives]]", f"  name = {json.dumps(f'{name}_{suffix}' if suffix else name)}",
+                  f"  kind = {json.dumps(obj['kind'])}", f"  dose_gy = {_gy(obj, 'dose_gy', 'dose_rx', rx):g}"]
+        lines += [f"  {key} = {obj[key]:g}" for key in ("volume_pct", "exponent") if key in obj]
+        lines.append(f"  weight = {obj['weight']:g}")
+        if "dose_range" in obj or "dose_range_rx" in obj:
+            lines.append(f"  dose_range = {json.dumps([round(v, 2) for v in _gy(obj, 'dose_range', 'dose_range_rx', rx)])}")
+        if "volume_range" in obj:
+            lines.append(f"  volume_range = {json.dumps(obj['volume_range'])}")
     return lines + [""]
+
+
+def _gy(obj: dict, key: str, rx_key: str, rx: float):
+    """A protocol number in Gy: ``key`` as given, or ``rx_key`` (a fraction) times the prescription."""
+    if key in obj:
+        return obj[key]
+    value = obj[rx_key]
+    return [round(v * rx, 2) for v in value] if isinstance(value, list) else round(value * rx, 2)

@@ -136,7 +136,7 @@ class PlanDomain(Domain):
         plan = obj.get("plan") or {}
         return (f"IMRT plan weights, case {obj.get('case', '?')} ({plan.get('variant', '?')} settings, "
                 f"{len(plan.get('gantry_angles') or [])} beams, {plan.get('dose_grid_mm', '?')} mm dose grid, "
-                f"prescription {obj.get('prescription_gy', '?')} Gy)")
+                f"prescription {obj.get('prescription_gy', '?')} Gy; goals judged on the {_grid_words(obj)})")
 
     def overview_rows(self, config) -> list[tuple[str, str]]:
         return [("clinical goals", "; ".join(g.label for g in goals_of(config)))]
@@ -164,26 +164,31 @@ class PlanDomain(Domain):
         table = self.comparison_rows(run, f"best ({method})")
         if table:
             sections.append(("The paper's table: start, best and reference plans (also in paper_table.csv)",
-                             html_table(table) + "<p class=\"note\">Deviations are from the prescription; mean doses on the "
-                             "dose grid; reference plans are the case's worked examples, evaluated by tgsci.</p>"))
+                             html_table(table) + "<p class=\"note\">Deviations are from each target's own prescribed dose; "
+                             f"numbers on the {_grid_words(run.config.objective)}; reference plans are the case's worked "
+                             "examples, evaluated by tgsci.</p>"))
         return sections
 
     result_columns = {"goals met": ("goals_met", "d"), "of": ("goals_total", "d")}
     comparison_file = "paper_table.csv"
 
     def comparison_rows(self, run, label: str, context: bool = True) -> list[dict]:
-        """The TextGrad paper's table (Nature 2025, radiotherapy): per plan, the target's mean-dose and
-        D95 deviation from the prescription, each organ's mean dose, goals met, evaluations."""
+        """The TextGrad paper's table (Nature 2025, radiotherapy): per plan, each target's mean, minimum
+        and D95 deviation from its own prescribed dose, each organ's mean dose, goals met, evaluations
+        (numbers on the grid the case judges on, after its normalization)."""
         obj = run.config.objective
         rx, target, oars = obj.get("prescription_gy"), obj.get("target"), obj.get("oars") or []
         if rx is None or target is None:
             return []
+        targets = obj.get("targets") or [[target, rx]]
 
         def row(name: str, ev, evaluations=None, to_goals=None) -> dict:
             m = ev.metrics if ev is not None and ev.valid else {}
-            out = {"case": obj.get("case"), "plan": name,
-                   f"{target} mean - Rx (Gy)": _round(m.get(f"{target}.Dmean"), -rx),
-                   f"{target} D95 - Rx (Gy)": _round(m.get(f"{target}.D95"), -rx)}
+            out = {"case": obj.get("case"), "plan": name}
+            for t, dose in targets:  # each target against its own prescribed dose
+                out[f"{t} mean - Rx (Gy)"] = _round(m.get(f"{t}.Dmean"), -dose)
+                out[f"{t} min - Rx (Gy)"] = _round(m.get(f"{t}.Dmin"), -dose)
+                out[f"{t} D95 - Rx (Gy)"] = _round(m.get(f"{t}.D95"), -dose)
             out.update({f"{o} mean (Gy)": _round(m.get(f"{o}.Dmean")) for o in oars})
             out["goals met"] = f"{m['goals_met']}/{m['goals_total']}" if "goals_met" in m else ""
             out["evaluations used"] = evaluations
@@ -228,6 +233,14 @@ def _setting_ok(key: str, value) -> bool:
     if key == "max_iter":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return number(value) and value > 0
+
+
+def _grid_words(obj: dict) -> str:
+    """Where a run's plans were judged, and how they were normalized, in words."""
+    plan = obj.get("plan") or {}
+    grid = "CT grid" if obj.get("judge_grid") == "ct" else f"{plan.get('dose_grid_mm', '?')} mm dose grid"
+    norm = obj.get("normalize") or "none"
+    return grid + ("" if norm == "none" else f", every plan normalized to {obj.get('target')} {norm} = {obj.get('prescription_gy')} Gy")
 
 
 def _round(value, shift: float = 0.0):

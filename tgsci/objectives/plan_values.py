@@ -51,10 +51,12 @@ class PlanValues:
     def canonical(self, weights: dict, doses: Optional[dict] = None, volumes: Optional[dict] = None) -> str:
         return canonical_weights(join_plan(weights, doses if self.tunes_levels else None, volumes if self.tunes_levels else None))
 
-    def with_case_levels(self, weights: dict) -> str:
-        """A weight vector (a reference plan's) as a candidate, at the case's own dose levels."""
-        return self.canonical(weights, {n: v for n, (_, _, v) in self.levels["dose_gy"].items()},
-                              {n: v for n, (_, _, v) in self.levels["volume_pct"].items()})
+    def with_case_levels(self, plan: dict) -> str:
+        """A weight vector or a plan (a reference plan) as a candidate: levels it does not give at the
+        case's own values."""
+        weights, doses, volumes = split_plan(plan)
+        return self.canonical(weights, {**{n: v for n, (_, _, v) in self.levels["dose_gy"].items()}, **doses},
+                              {**{n: v for n, (_, _, v) in self.levels["volume_pct"].items()}, **volumes})
 
     # ------------------------------------------------------------------ parsing
     def parse(self, text: str) -> str:
