@@ -71,3 +71,19 @@ def test_separate_optimizer_model(monkeypatch, tmp_path):
     assert feedback.model == "openai/gpt-4o-mini" and optimizer.model == "openai/gpt-4o"
     same_a, same_b = make_engines({"model": "local/smollm2-135m"}, cache=False)
     assert same_a is same_b and same_a.sampling["temperature"] == 0.8
+
+
+def test_a_bad_case_file_is_one_error_with_its_line_and_no_run_directory(tmp_path):
+    """A DVH objective without its volume: the file, line and key are named before any dose work,
+    rich does not eat the [table] names, and no run directory is made."""
+    text = (ROOT / "targets" / "cases" / "tg119.toml").read_text()
+    bad = text.replace('kind = "squared_overdose"\n  dose_gy = 25.0', 'kind = "max_dvh"\n  dose_gy = 25.0', 1)
+    assert bad != text
+    case = tmp_path / "bad.toml"
+    case.write_text(bad)
+    line = next(n for n, raw in enumerate(bad.splitlines(), 1) if 'kind = "max_dvh"' in raw)
+    out = tgsci("plan", "--case", str(case), "--fast", "--run-dir", str(tmp_path / "run"))
+    message = " ".join(out.stderr.split())
+    assert out.returncode == 2, out.stderr
+    assert f"line {line}: structures[1].objectives[0].kind" in message and "needs volume_pct" in message
+    assert not (tmp_path / "run").exists()

@@ -32,7 +32,9 @@ def main_options(
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(message))}")  # a [table] name in the message is text, not markup
     raise typer.Exit(code=2)
 
 

@@ -73,7 +73,8 @@ def _private_socket() -> str:
 def server_params(name: str, hostname: str, api_key: Optional[str], port: int = 0, n_parallel: int = 1, threads: int = 0):
     """llama.cpp server parameters for a local model: one place for the embedded model and ``tgsci serve``.
 
-    Each of the ``n_parallel`` slots gets the context size (``TGSCI_LOCAL_CTX``, default 4096)."""
+    Each of the ``n_parallel`` slots gets the context size (``TGSCI_LOCAL_CTX``, default 8192: SmolLM2's
+    trained context; a plan with ten objectives and tuned dose levels needs ~4,400 prompt tokens)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -83,7 +84,7 @@ def server_params(name: str, hostname: str, api_key: Optional[str], port: int = 
     params.api_keys = [api_key] if api_key else []
     params.model.path = str(model_path(name))
     params.n_parallel = n_parallel
-    params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "4096")) * n_parallel
+    params.n_ctx = int(os.environ.get("TGSCI_LOCAL_CTX", "8192")) * n_parallel
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or local_threads()
     params.model_alias = {name}
     params.warmup = False
