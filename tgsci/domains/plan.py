@@ -6,8 +6,8 @@ Spec (a dict or TOML table; every key but ``case`` optional)::
     case = "tg119"                    # a case in targets/cases
     fast = true                       # the case's [plan.fast] settings (quick trials, tests)
     protocol = "paper"                # tgsci.presets: start weights 100, baselines search [100, 400]
-    dose_grid_mm = 5                  # plan settings override the case's: machine, gantry_angles,
-    max_iter = 100                    #   couch_angles, bixel_width_mm, dose_grid_mm, max_iter, memory_gb
+    dose_grid_mm = 5                  # plan settings override the case's: machine, gantry_angles, couch_angles,
+    max_iter = 100                    #   bixel_width_mm, dose_grid_mm, max_iter, memory_gb, judge_grid, tune
     threads = 2                       # dose engine: threads, check_memory, use_result_cache
     cache_dir = "~/.cache/tgsci/dose"
 """
@@ -22,7 +22,8 @@ from typing import Any, Optional
 from ..html import figures, html_table
 from . import Domain, SpecError, register
 
-SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb")
+SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb",
+                "judge_grid", "tune")
 ENGINE_KEYS = ("threads", "check_memory", "use_result_cache", "cache_dir", "progress")
 
 
@@ -218,7 +219,7 @@ def _is_path(value: str) -> bool:
 SETTING_RULES = {
     "machine": "a machine name", "gantry_angles": "a list of angles in degrees", "couch_angles": "a list of angles in degrees",
     "bixel_width_mm": "a positive number", "dose_grid_mm": "a positive number", "max_iter": "an integer >= 1",
-    "memory_gb": "a positive number",
+    "memory_gb": "a positive number", "judge_grid": '"dose" or "ct"', "tune": '["weights"] or ["weights", "dose_levels"]',
 }
 
 
@@ -232,6 +233,10 @@ def _setting_ok(key: str, value) -> bool:
         return isinstance(value, list) and bool(value) and all(number(a) for a in value)
     if key == "max_iter":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if key == "judge_grid":
+        return value in ("dose", "ct")
+    if key == "tune":
+        return value in (["weights"], ["weights", "dose_levels"])
     return number(value) and value > 0
 
 
