@@ -88,3 +88,28 @@ def test_normalizing_a_plan_without_target_dose_is_an_error_of_that_plan(engines
     _, normalized = engines
     res = normalized.evaluate([{"OuterTarget": 0.0, "Core": 1.0, "BODY": 1.0}, START])
     assert res[0].error and "cannot normalize" in res[0].error and res[1].error is None
+
+
+def test_a_run_judged_on_the_ct_grid_flags_the_grids_gap_in_dvh_csv_and_the_report(cache, tmp_path):
+    """The spec's judge_grid override, end to end: normalization recorded per plan in plans.csv, dvh.csv
+    marks the judged grid and the goal metrics whose grids differ by more than 1 Gy, the report lists them."""
+    import csv
+
+    from tgsci import build_objective
+    from tgsci.loop import optimize
+    from tgsci.run_report import report_run
+
+    objective = build_objective({"kind": "plan", "case": "tg119", "fast": True, "judge_grid": "ct", "cache_dir": str(cache)})
+    optimize(objective, objective.start_value(), method="random", max_steps=1, n_proposals=1, run_dir=tmp_path / "run", seed=1)
+    with open(tmp_path / "run" / "dvh.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    judged = {r["grid"] for r in rows if r["judged"] == "yes"}
+    assert judged == {"CT grid 3 x 3 x 2.5 mm"}
+    flagged = [r for r in rows if r["grids_differ"] == "yes"]
+    assert flagged and all(r["goal"] and r["unit"] == "Gy" for r in flagged)
+    with open(tmp_path / "run" / "plans.csv", newline="") as handle:
+        plans = list(csv.DictReader(handle))
+    assert all(float(p["normalization"]) == 1.0 and float(p["grid_gap_gy"]) > 1.0 for p in plans)
+    html = report_run(tmp_path / "run").read_text()
+    assert "read more than 1 Gy apart" in html and flagged[0]["goal"].replace(">", "&gt;").replace("<", "&lt;") in html
+    objective.close()

@@ -149,6 +149,11 @@ class PlanDomain(Domain):
         ])
         sections = [("Dose", dose or "<p>DVH and dose slice are written when the run finishes.</p>"),
                     ("Clinical goals per step (the step's best plan)", html_table(goal_rows(run)))]
+        differ = grid_flags(run.path)
+        if differ:
+            sections.append(("Goal metrics the two grids read more than 1 Gy apart (best plan, from dvh.csv)",
+                             html_table(differ) + "<p class=\"note\">The planning system reads the exported RTDOSE on the CT "
+                             f"grid; goals were judged on the {_grid_words(run.config.objective)}.</p>"))
         weights = []
         for label, ev in (("start", run.start), ("best", run.best)):
             try:
@@ -255,6 +260,24 @@ def _round(value, shift: float = 0.0):
 def _all_met(ev) -> bool:
     m = ev.metrics if ev.valid else {}
     return "goals_met" in m and m["goals_met"] == m["goals_total"]
+
+
+def grid_flags(run_dir) -> list[dict]:
+    """The best plan's goal metrics whose dose-grid and CT-grid values differ by more than 1 Gy
+    (``dvh.csv``), one row per metric with both values."""
+    import csv
+
+    path = Path(run_dir) / "dvh.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("goal")]
+    by_key: dict = {}
+    for r in rows:
+        entry = by_key.setdefault((r["structure"], r["metric"]), {"goal": r["goal"]})
+        entry["CT grid" if r["grid"].startswith("CT") else "dose grid"] = f"{float(r['value']):.2f} {r['unit']}".strip()
+        entry["flagged"] = entry.get("flagged") or r.get("grids_differ") == "yes"
+    return [{k: v for k, v in e.items() if k != "flagged"} for e in by_key.values() if e["flagged"]]
 
 
 def goals_of(config) -> list:
