@@ -113,3 +113,28 @@ def test_a_run_judged_on_the_ct_grid_flags_the_grids_gap_in_dvh_csv_and_the_repo
     html = report_run(tmp_path / "run").read_text()
     assert "read more than 1 Gy apart" in html and flagged[0]["goal"].replace(">", "&gt;").replace("<", "&lt;") in html
     objective.close()
+
+
+def test_the_sib_case_reports_each_target_against_its_own_dose(cache, tmp_path):
+    """Two dose levels (78 / 56 Gy): normalized on the boost PTV, the paper's table gives each target's
+    mean, minimum and D95 deviation from its own prescribed dose."""
+    import csv
+
+    from tgsci import build_objective
+    from tgsci.loop import optimize
+
+    objective = build_objective({"kind": "plan", "case": "prostate_sib", "fast": True, "cache_dir": str(cache)})
+    assert objective.case.targets == [("PTV_7800", 78.0), ("PTV_5600", 56.0)]
+    result = optimize(objective, objective.start_value(), method="random", max_steps=1, n_proposals=1, run_dir=tmp_path / "sib", seed=2)
+    m = result.start.metrics
+    assert m["PTV_7800.D95"] == pytest.approx(78.0, rel=1e-5)  # normalized on the boost
+    assert 50.0 < m["PTV_5600.D95"] < 70.0 and m["PTV_5600.Dmean"] < m["PTV_7800.Dmean"] - 10.0  # two dose levels
+    from tgsci.run_report import report_run
+
+    report_run(tmp_path / "sib")  # writes paper_table.csv beside the report
+    with open(tmp_path / "sib" / "paper_table.csv", newline="") as handle:
+        start = next(csv.DictReader(handle))
+    assert float(start["PTV_5600 D95 - Rx (Gy)"]) == pytest.approx(m["PTV_5600.D95"] - 56.0, abs=0.01)
+    assert float(start["PTV_5600 min - Rx (Gy)"]) == pytest.approx(m["PTV_5600.Dmin"] - 56.0, abs=0.01)
+    assert float(start["PTV_7800 mean - Rx (Gy)"]) == pytest.approx(m["PTV_7800.Dmean"] - 78.0, abs=0.01)
+    objective.close()

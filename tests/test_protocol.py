@@ -108,7 +108,8 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
 
     example = load_spec(Path(__file__).resolve().parent.parent / "examples" / "sweep_paper.toml").expand()
     assert {(r["case"], r["method"], r["budget"]["max_steps"]) for r in example} == {
-        ("prostate", "tgd", 10), ("prostate", "tpe", 50), ("tg119", "tgd", 10), ("tg119", "tpe", 50)}
+        ("prostate", "tgd", 10), ("prostate", "tpe", 50), ("prostate_sib", "tgd", 10), ("prostate_sib", "tpe", 50),
+        ("tg119", "tgd", 10), ("tg119", "tpe", 50)}
     assert all(r["objective"]["protocol"] == "paper" for r in example)
 
     with open(run / "paper_table.csv", newline="") as handle:
@@ -118,6 +119,7 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
     best = summary["best"]["metrics"]
     assert float(rows[1]["OuterTarget mean - Rx (Gy)"]) == pytest.approx(best["OuterTarget.Dmean"] - 50.0, abs=0.01)
     assert float(rows[1]["OuterTarget D95 - Rx (Gy)"]) == pytest.approx(best["OuterTarget.D95"] - 50.0, abs=0.01)
+    assert float(rows[1]["OuterTarget min - Rx (Gy)"]) == pytest.approx(best["OuterTarget.Dmin"] - 50.0, abs=0.01)
     assert float(rows[1]["Core mean (Gy)"]) == pytest.approx(best["Core.Dmean"], abs=0.01) and "BODY mean (Gy)" not in rows[1]
     assert rows[1]["goals met"] == f"{best['goals_met']}/3" and int(rows[1]["evaluations used"]) == summary["evaluations"]
     assert "The paper&#x27;s table" in (run / "report.html").read_text() or "The paper's table" in (run / "report.html").read_text()
