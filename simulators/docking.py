@@ -253,7 +253,8 @@ class _Worker:
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "simulators.docking", json.dumps(target.to_dict()), settings.to_json()],
+            # -P: the working directory is not put on sys.path (a stray docking.py there is not imported)
+            [sys.executable, "-P", "-m", "simulators.docking", json.dumps(target.to_dict()), settings.to_json()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1, env=env,
         )

@@ -15,6 +15,9 @@ DOCKSTRING_SEED = 974528263  # dockstring's default seed for embedding and docki
 PREP_VERSION = "dockstring-0.3.4-match/1"  # bump when the preparation changes: part of cache keys
 # Atom types Vina and Open Babel's PDBQT writer handle.
 DOCKABLE_ELEMENTS = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"})
+# Longest SMILES handed to RDKit: a drug-like molecule is well under 200 characters, and RDKit's
+# parse time and memory grow with the text (an LLM reply can run to its token limit).
+MAX_SMILES_CHARS = 400
 
 
 class LigandError(ValueError):
@@ -35,6 +38,8 @@ def canonical_smiles(smiles: str) -> str:
     if smiles is None or not str(smiles).strip():
         raise LigandError("empty SMILES")
     text = str(smiles).strip()
+    if len(text) > MAX_SMILES_CHARS:
+        raise LigandError(f"the SMILES is {len(text)} characters long; at most {MAX_SMILES_CHARS} (a drug-like molecule needs far fewer)")
     if any(c.isspace() for c in text):
         raise LigandError("SMILES must not contain spaces")
     with rdBase.BlockLogs():  # the reason goes into the error, not to stderr

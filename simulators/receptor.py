@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, private_dir
 from .files import read_json, write_json_atomic, write_text_atomic
 
 PREP_FORMAT = 1  # bump when the preparation changes: part of the cache key
@@ -103,17 +103,16 @@ def prepare_receptor(path: str | Path, options: ReceptorOptions = ReceptorOption
     digest = file_sha256(path)
     key_fields = {"sha256": digest, "options": asdict(options), "versions": tool_versions()}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
-    directory = Path(cache_dir or default_cache_dir()) / "receptors" / key[:24]
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(Path(cache_dir or default_cache_dir()) / "receptors" / key[:24])
     with FileLock(str(directory / ".lock")):  # two processes preparing the same receptor: one does it
         if (directory / "receptor.json").is_file() and (directory / "receptor.pdbqt").is_file():
             return PreparedReceptor(directory / "receptor.pdbqt", directory / "receptor.pdb", read_json(directory / "receptor.json"), cached=True)
         pdbqt, pdb, record = _prepare(path, options)
         record.update(source=str(path.resolve()), sha256=digest, options=asdict(options), versions=key_fields["versions"])
         record = json.loads(json.dumps(record))  # as it reads back from receptor.json (lists, not tuples)
-        write_text_atomic(directory / "receptor.pdbqt", pdbqt)
-        write_text_atomic(directory / "receptor.pdb", pdb)
-        write_json_atomic(directory / "receptor.json", record)  # last: its presence means the entry is complete
+        write_text_atomic(directory / "receptor.pdbqt", pdbqt, private=True)
+        write_text_atomic(directory / "receptor.pdb", pdb, private=True)
+        write_json_atomic(directory / "receptor.json", record, private=True)  # last: its presence means the entry is complete
         PREPARATIONS[path.name] += 1
     return PreparedReceptor(directory / "receptor.pdbqt", directory / "receptor.pdb", record)
 
@@ -126,10 +125,20 @@ def _prepare(path: Path, options: ReceptorOptions) -> tuple[str, str, dict]:
     return pdbqt, pdb, record
 
 
+# Hydrogen placement (PDBFixer/OpenMM) and meeko's typing run in this process: a receptor file
+# from elsewhere is capped before them. A docking receptor is a few thousand residues at most;
+# a whole ribosome or a virus capsid is not one (select the chains around the pocket).
+MAX_RECEPTOR_BYTES = 200 * 2**20
+MAX_RECEPTOR_ATOMS = 100_000
+
+
 def read_structure(path: Path):
     import gemmi
 
     _readable(path, "receptor")
+    size = path.stat().st_size
+    if size > MAX_RECEPTOR_BYTES:
+        raise ReceptorError(f"{path} is {size / 2**20:.0f} MB; a receptor file of at most {MAX_RECEPTOR_BYTES // 2**20} MB is read")
     try:
         structure = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as exc:
@@ -156,6 +165,11 @@ def clean_structure(path: Path, options: ReceptorOptions):
         for name in [c.name for c in model if c.name not in options.chains]:
             record["removed"]["chains"].append(name)
             model.remove_chain(name)
+    atoms = sum(len(res) for chain in model for res in chain)
+    if atoms > MAX_RECEPTOR_ATOMS:
+        raise ReceptorError(f"{path.name} has {atoms} atoms in the chains kept (at most {MAX_RECEPTOR_ATOMS}); "
+                            f"keep only the chains around the pocket (--chains)")
+
     def is_amino(res) -> bool:
         info = gemmi.find_tabulated_residue(res.name)
         return bool(info and info.is_amino_acid())

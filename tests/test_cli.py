@@ -87,3 +87,32 @@ def test_a_bad_case_file_is_one_error_with_its_line_and_no_run_directory(tmp_pat
     assert out.returncode == 2, out.stderr
     assert f"line {line}: structures[1].objectives[0].kind" in message and "needs volume_pct" in message
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unreachable_llm_stops_the_run_with_its_own_reason_and_exit_code(tmp_path):
+    """Every LLM call fails (nothing listens at --api-base): the run stops after a few failed steps,
+    names the endpoint and the error, exits non-zero, and the same command later resumes it."""
+    run = tmp_path / "run"
+    args = ("plan", "--case", "tg119", "--fast", "--model", "openai/any", "--api-base", "http://user:pw@127.0.0.1:9/v1",
+            "--steps", "8", "--run-dir", str(run))
+    env = {"OPENAI_API_KEY": "not-a-real-key", "TGSCI_MAX_RETRIES": "0"}
+    out = tgsci(*args, env=env)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 3, text
+    assert "failed on 3 steps in a row" in text and "after 1 attempts" in text and "http://***@127.0.0.1:9/v1" in text and "Connection" in text
+    assert "pw" not in (run / "config.json").read_text()
+    from tgsci.record import RunRecord
+
+    record = RunRecord.load(run)
+    assert record.summary.stop_reason.startswith("engine_error") and [s.step for s in record.steps] == [0, 1, 2, 3]
+    again = tgsci(*args, env=env)
+    assert again.returncode == 3 and "resuming" in again.stdout + again.stderr
+    assert [s.step for s in RunRecord.load(run).steps] == list(range(7))
+
+
+def test_unknown_engine_settings_are_refused(tmp_path, monkeypatch):
+    config = tmp_path / "tgsci.toml"
+    config.write_text('[engine]\nmodel = "openai/gpt-4o"\nextra_headers = "Authorization: x"\n')
+    monkeypatch.setenv("TGSCI_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="unknown \\[engine\\] setting extra_headers"):
+        engine_settings()

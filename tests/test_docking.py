@@ -47,24 +47,31 @@ def recorded():
 
 
 def test_agreement_with_dockstring_on_the_recorded_panel(recorded, tmp_path_factory):
-    """tgsci docks live; dockstring's scores were recorded by benchmarks/docking_throughput.py."""
+    """tgsci docks live a third of the recorded panel (every third row: all 10 ligands, all 3 targets);
+    dockstring's scores and tgsci's own were recorded by benchmarks/docking_throughput.py, which docks
+    all 30 pairs. Live scores must reproduce tgsci's recorded ones (Vina is deterministic for a seed)
+    and agree with dockstring's; the recorded panel as a whole must agree too."""
     rows = [r for r in recorded["rows"] if r["dockstring"] is not None]
-    targets = sorted({r["target"] for r in rows})
-    assert len(targets) >= 3 and len({r["ligand"] for r in rows}) >= 10
-    diffs = []
-    for target in targets:
-        panel = [r for r in rows if r["target"] == target]
+    sample = rows[::3]
+    assert len({r["target"] for r in sample}) >= 3 and len({r["ligand"] for r in sample}) >= 10
+    diffs, replay = [], []
+    for target in sorted({r["target"] for r in sample}):
+        panel = [r for r in sample if r["target"] == target]
         with DockingSimulator(target, DockingSettings(exhaustiveness=8), cache_dir=tmp_path_factory.mktemp("c")) as sim:
             scores = sim.evaluate([r["smiles"] for r in panel])
         for r, m in zip(panel, scores):
             assert m.valid, (r, m.error)
             diffs.append(abs(m.metrics["vina"] - r["dockstring"]))
+            replay.append(abs(m.metrics["vina"] - r["tgsci_meeko"]))
+    assert max(replay) <= 0.05, replay
     # Vina's search is stochastic: at exhaustiveness 8 a flexible ligand's score moves by up to
     # ~0.5 kcal/mol with the seed (benchmarks/docking_noise.py), in dockstring as in tgsci. So the
     # panel must agree on average and nearly everywhere, and never be far off.
-    assert sum(diffs) / len(diffs) <= 0.15, diffs
-    assert sum(d <= 0.3 for d in diffs) >= 0.85 * len(diffs), diffs
-    assert max(diffs) <= 1.0, diffs
+    everything = [abs(r["tgsci_meeko"] - r["dockstring"]) for r in rows]
+    for d in (diffs, everything):
+        assert sum(d) / len(d) <= 0.15, d
+        assert sum(x <= 0.3 for x in d) >= 0.85 * len(d), d
+        assert max(d) <= 1.0, d
 
 
 def test_agreement_with_live_dockstring_dock(tmp_path):

@@ -162,3 +162,28 @@ def test_a_sweep_whose_workers_share_one_server(client_env, tmp_path):
         summary = json.loads((run / "summary.json").read_text())
         assert summary["stop_reason"] == "max_steps" and summary["usage"]["calls"] >= 4 and summary["usage"]["failed_calls"] == 0
         assert json.loads((run / "config.json").read_text())["method"]["feedback_engine"]["api_base"] == client_env.url
+
+
+def test_serve_without_a_key_in_the_environment_makes_one(tmp_path):
+    """llama.cpp answers any origin: with no TGSCI_SERVE_API_KEY the server gets a random key, printed
+    once and kept in a 0600 file; a request without it is refused."""
+    import urllib.error
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if k != "TGSCI_SERVE_API_KEY"}
+    env["TGSCI_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.Popen([sys.executable, "-m", "tgsci.cli", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        first, second = proc.stdout.readline(), proc.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+/v1)", first).group(1)
+        key, path = re.search(r"set to (\S+) \(this server's new key, also in (\S+),", second).groups()
+        assert open(path).read().strip() == key and os.stat(path).st_mode & 0o777 == 0o600
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/models", timeout=30)
+        assert refused.value.code == 401
+        request = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {key}"})
+        assert "smollm2" in urllib.request.urlopen(request, timeout=30).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

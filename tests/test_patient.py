@@ -194,6 +194,17 @@ def test_rtdose_lies_on_the_ct_and_an_independent_dvh_agrees(tg119_plan):
     referenced = {str(r.ReferencedSOPInstanceUID) for r in dose_ds.ReferencedImageSequence}
     assert referenced == {str(c.SOPInstanceUID) for c in cts}
     assert dose_ds.PatientID == first.PatientID and dose_ds.DoseUnits == "GY"
+    assert str(dose_ds.PatientName) == str(first.PatientName)
+    # read back from the patient's own files: no cache file names the patient (0600 files, a hash in the meta)
+    from simulators.cache import default_cache_dir
+
+    cached = list(default_cache_dir().rglob("*.npz"))
+    assert cached
+    for npz in cached:
+        assert npz.stat().st_mode & 0o077 == 0
+        text = npz.read_bytes()
+        for identity in (str(first.PatientID), str(first.PatientName)):
+            assert len(identity) >= 3 and identity.encode() not in text, identity
     dose = dose_ds.pixel_array.astype(float) * float(dose_ds.DoseGridScaling)  # (z, y, x) on the CT grid
     with open(run / "dvh.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -296,7 +296,7 @@ def test_failed_runs_are_retried_up_to_max_attempts_and_resumed_by_a_later_sweep
             first = run_sweep(spec, out, scheduler=client)
         assert first.status == {name: "failed"} and first.submitted == 2  # tried, retried, given up
         st = read_json(out / "status.json")["runs"][name]
-        assert st["failures"] == 2 and st["attempts"] == 2 and "is locked by another process" in st["errors"][-1]
+        assert st["failures"] == 2 and st["attempts"] == 2 and "is in use by another process" in st["errors"][-1]
         assert report_sweep(out, plot=False).rows[0]["status"] == "failed"
 
         second = run_sweep(spec, out, scheduler=client)  # at the limit: left as failed

@@ -87,7 +87,7 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
     """Run optimize() under a rich progress bar, print the outcome and write the report."""
     from .domains import domain_for
     from .engine import EngineError
-    from .loop import optimize
+    from .loop import MAX_CONSECUTIVE_ENGINE_ERRORS, optimize
     from .record import RunDirError, run_state, set_aside_summary
     from .run_report import report_run
 
@@ -136,6 +136,13 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
     if result.run_dir:
         console.print(f"run record: {result.run_dir}")
         console.print(f"report (self-contained HTML): {report_run(result.run_dir)}")
+    if result.stop_reason.startswith("engine_error"):  # every LLM call of the last steps failed: not a finished run
+        from rich.markup import escape
+
+        console.print(f"[bold red]stopped:[/] the LLM failed on {MAX_CONSECUTIVE_ENGINE_ERRORS} steps in a row: "
+                      f"{escape(result.stop_reason.removeprefix('engine_error: '))}\n"
+                      "the finished steps are saved; run the same command again to retry from there")
+        raise typer.Exit(code=3)
     return result
 
 
@@ -452,10 +459,11 @@ def engines(ping: bool = typer.Option(False, help="Send a one-line request to ea
 @app.command()
 def serve(
     model: str = typer.Option("smollm2-135m", help="Local model name (see `tgsci engines`) or a .gguf path."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs TGSCI_SERVE_API_KEY."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (the server always has a key unless --no-key, loopback only)."),
     port: int = typer.Option(8080, min=0, max=65535, help="TCP port (0: a free one)."),
     parallel: int = typer.Option(1, min=1, help="Requests served at once (e.g. a sweep's workers)."),
     threads: int = typer.Option(0, min=0, help="CPU threads (0: this machine's cores up to 4)."),
+    no_key: bool = typer.Option(False, "--no-key", help="Serve loopback without a key (default: TGSCI_SERVE_API_KEY, else a new random key)."),
 ) -> None:
     """Serve the embedded model over HTTP (llama.cpp's OpenAI-compatible server) until interrupted."""
     from .local_llm import LocalModelError
@@ -463,7 +471,7 @@ def serve(
     from .serve import serve as start
 
     try:
-        served = start(model, host, port, parallel, threads)
+        served = start(model, host, port, parallel, threads, no_key)
     except (ServeError, LocalModelError) as exc:
         _fail(str(exc))
     print(banner(served), flush=True)

@@ -10,6 +10,7 @@
     temperature = 0.7
     max_tokens = 512
     timeout = 120
+    max_retries = 3                  # per call, with backoff, on timeouts, 429s and 5xx
 
 Keys are never read from files: providers read them from their environment variables.
 """
@@ -31,9 +32,15 @@ ENV = {
     "temperature": "TGSCI_TEMPERATURE",
     "max_tokens": "TGSCI_MAX_TOKENS",
     "timeout": "TGSCI_TIMEOUT",
+    "max_retries": "TGSCI_MAX_RETRIES",
 }
 FLOATS = {"temperature", "timeout"}
-INTS = {"max_tokens"}
+INTS = {"max_tokens", "max_retries"}
+# The [engine] settings tgsci passes on (to litellm, and into run records): anything else, e.g.
+# extra_headers or aws_secret_access_key, could carry a credential into config.json. Refused.
+SAMPLING = ("temperature", "max_tokens", "top_p", "top_k", "min_p", "seed", "stop", "presence_penalty",
+            "frequency_penalty", "repeat_penalty")
+ALLOWED = (*ENV, *SAMPLING)
 LOCAL_DEFAULTS = {"temperature": 0.8}
 
 
@@ -75,6 +82,10 @@ def engine_settings(overrides: Optional[dict] = None, path: Optional[Path] = Non
     for key, value in (overrides or {}).items():
         if value is not None:
             merged[key] = value
+    unknown = sorted(k for k in merged if k not in ALLOWED)
+    if unknown:
+        raise ConfigError(f"unknown [engine] setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                          f"allowed: {', '.join(ALLOWED)} (keys and headers come from the environment only)")
     for key in FLOATS:
         if key in merged:
             merged[key] = float(merged[key])
@@ -96,7 +107,10 @@ def make_engines(overrides: Optional[dict] = None, path: Optional[Path] = None, 
     optimizer_model = settings.pop("optimizer_model", None) or model
     api_base = settings.pop("api_base", None)
     timeout = settings.pop("timeout", 120.0)
-    feedback = Engine(feedback_model, api_base, timeout=timeout, cache=cache, **settings)
+    retries = settings.pop("max_retries", 3)
+    if retries < 0:
+        raise ConfigError(f"max_retries must be >= 0, not {retries}")
+    feedback = Engine(feedback_model, api_base, timeout=timeout, max_retries=retries, cache=cache, **settings)
     if optimizer_model == feedback_model:
         return feedback, feedback
-    return feedback, Engine(optimizer_model, api_base, timeout=timeout, cache=cache, **settings)
+    return feedback, Engine(optimizer_model, api_base, timeout=timeout, max_retries=retries, cache=cache, **settings)

@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -105,18 +104,10 @@ def default_cache_dir() -> Path:
 
 
 def _open_cache(cache_dir: Path):
-    """A diskcache.Cache, or None with a warning when the directory is not writable."""
-    import diskcache
+    """The LLM reply cache: JSON rows in SQLite (never pickles), in a directory of the user's own."""
+    from simulators.cache import ResultCache
 
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        probe = cache_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-        return diskcache.Cache(str(cache_dir))
-    except OSError as exc:
-        warnings.warn(f"LLM cache disabled: cache directory {cache_dir} is not writable ({exc})", stacklevel=3)
-        return None
+    return ResultCache(cache_dir, "llm.sqlite")
 
 
 def missing_keys(model: str) -> list[str]:
@@ -181,8 +172,10 @@ class Engine:
         return self.model.startswith("local/")
 
     def describe(self) -> dict:
-        """What a run record keeps about this engine: never a key."""
-        return {"model": self.model, "api_base": self.api_base, "sampling": self.sampling, "timeout": self.timeout}
+        """What a run record keeps about this engine: never a key (credentials in the URL are masked)."""
+        secret = ("key", "secret", "token", "header", "password", "auth")
+        sampling = {k: "***" if any(w in k.lower() for w in secret) else v for k, v in self.sampling.items()}
+        return {"model": self.model, "api_base": masked_url(self.api_base), "sampling": sampling, "timeout": self.timeout}
 
     def check_keys(self) -> None:
         missing = missing_keys(self.model)
@@ -198,25 +191,27 @@ class Engine:
         system: Optional[str] = None,
         **kwargs: Any,
     ) -> Reply:
-        """Send one chat request; returns the reply text with its usage."""
+        """Send one chat request; returns the reply text with its usage.
+
+        ``cache_if(text) -> bool``: cache the reply only if it passes (a proposals reply only once
+        it parses, so a resumed run never replays an unreadable one from the cache).
+        """
+        cache_if = kwargs.pop("cache_if", None)
         messages = _as_messages(prompt, system)
         call_kwargs = {**self.sampling, **kwargs}
         key_kwargs = {**call_kwargs, "api_base": self.api_base}
         key = cache_key(self.model, messages, key_kwargs)
         if self._cache is not None:
-            hit = self._cache.get(key)
-            if hit is not None:
+            hit = self._cache.get({"llm": key})
+            if hit is not None and isinstance(hit.get("text"), str):
                 reply = Reply(text=hit["text"], finish_reason=hit.get("finish_reason", "stop"), cached=True)
                 reply.usage = Usage(calls=1, cached_calls=1)
                 self.usage.add(reply.usage)
                 return reply
         reply = self._call_with_retries(messages, call_kwargs)
         self.usage.add(reply.usage)
-        if self._cache is not None and reply.text.strip():
-            try:
-                self._cache.set(key, {"text": reply.text, "finish_reason": reply.finish_reason})
-            except OSError as exc:
-                log.warning("could not write LLM cache: %s", exc)
+        if self._cache is not None and reply.text.strip() and (cache_if is None or cache_if(reply.text)):
+            self._cache.put({"llm": key}, {"text": reply.text, "finish_reason": reply.finish_reason})
         return reply
 
     def _call_with_retries(self, messages: list[dict], call_kwargs: dict) -> Reply:
@@ -264,8 +259,26 @@ class Engine:
                 log.warning("LLM call failed (%s); retry %d/%d in %.1fs", _short(last_error), attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
         self.usage.failed_calls += failed
-        raise EngineError(f"{self.model}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}",
+        where = f" at {masked_url(self.api_base)}" if self.api_base else ""
+        raise EngineError(f"{self.model}{where}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}",
                           usage=Usage(failed_calls=failed, seconds=time.perf_counter() - started))
+
+
+def masked_url(url: Optional[str]) -> Optional[str]:
+    """``url`` with any user:password and query values replaced by ``***`` (for records and messages)."""
+    if not url:
+        return url
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def is_embedded(engine) -> bool:

@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 class ParseError(ValueError):
     """The reply does not contain a usable proposals list."""
+
+
+# A proposals reply is a few hundred tokens (its max_tokens is set per item); anything longer is
+# clipped before parsing, so a runaway or hostile reply costs bounded time and memory.
+MAX_REPLY_CHARS = 32_000
+# Start positions tried when looking for the first JSON value in prose: bounds the scan to
+# O(MAX_JSON_STARTS x length) instead of one decode attempt per bracket (quadratic).
+MAX_JSON_STARTS = 32
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,22 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 def parse_proposals(text: str) -> list[str]:
     """Read the proposals list from a reply; objects are returned as canonical JSON strings.
 
-    Tolerates code fences and prose around the JSON; raises ParseError saying what is wrong.
+    Tolerates code fences and prose around the JSON; raises ParseError saying what is wrong, and
+    nothing else: the reply is untrusted (deep nesting, huge numbers, NUL bytes are all a ParseError).
     """
-    if not text or not text.strip():
+    if not isinstance(text, str) or not text.strip():
         raise ParseError("the reply was empty")
+    if len(text) > MAX_REPLY_CHARS:
+        text = text[:MAX_REPLY_CHARS]
+    try:
+        return _parse(text)
+    except ParseError:
+        raise
+    except (RecursionError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise ParseError(f"the reply could not be read as JSON ({type(exc).__name__})") from None
+
+
+def _parse(text: str) -> list[str]:
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     data: Any = None
     for chunk in candidates:
@@ -133,7 +153,7 @@ def _complete_items(text: str) -> Optional[list]:
         pos = len(text) - len(text[pos:].lstrip(" \n\t,"))
         try:
             item, pos = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):
             break
         items.append(item)
     return items or None
@@ -143,13 +163,27 @@ def _first_json(text: str) -> Any:
     text = text.strip()
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):
         pass
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
+    for n, match in enumerate(re.finditer(r"[\[{]", text)):
+        if n >= MAX_JSON_STARTS:
+            break
         try:
             value, _ = decoder.raw_decode(text[match.start():])
             return value
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):
             continue
     return None
+
+
+def validated(validate: Callable[[str], str], raw: Any) -> str:
+    """``validate(raw)``, total: whatever the validator raises on untrusted text (a RecursionError
+    on deep nesting, an OverflowError on a 4,000-digit number) comes out as a ValueError whose
+    message is the reason recorded with the rejected proposal."""
+    try:
+        return validate(raw if isinstance(raw, str) else str(raw))
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - untrusted input must never end a run
+        raise ValueError(f"could not be read ({type(exc).__name__}: {str(exc)[:200]})") from None

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .engine import EngineError, Usage
+from .formats import validated
 from .objectives.base import Evaluation, Objective
 from .objectives.function import as_objective
 from .proposers import LoopState, Proposer, make_proposer
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
+from .run_lock import run_lock
 
 MAX_CONSECUTIVE_ENGINE_ERRORS = 3
 STOP_RULES = (None, "all_goals_met")
@@ -85,6 +87,16 @@ def optimize(
     if stop_when not in STOP_RULES:
         raise ValueError(f"stop_when must be one of {', '.join(str(r) for r in STOP_RULES)}, not {stop_when!r}")
     objective = as_objective(objective, **function_options)
+    if run_dir is None:
+        return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
+                         patience, min_improvement, target_score, None, seed, callback, stop_when)
+    with run_lock(run_dir):  # one writer per run directory (RunLockedError names the other one)
+        return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
+                         patience, min_improvement, target_score, run_dir, seed, callback, stop_when)
+
+
+def _optimize(objective: Objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
+              patience, min_improvement, target_score, run_dir, seed, callback, stop_when) -> OptimizationResult:
     if stop_when == "all_goals_met" and objective.goals_met(Evaluation("", None, error="probe")) is None:
         raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
     proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
@@ -130,9 +142,11 @@ def optimize(
         t0 = time.perf_counter()
         try:
             proposal = proposer.propose(state, k)
-        except EngineError as exc:
+        except Exception as exc:  # noqa: BLE001 - an unreachable LLM or an unreadable reply: recorded, the run goes on
             engine_errors += 1
-            step_usage = Usage().plus(exc.usage)
+            step_usage = Usage().plus(getattr(exc, "usage", None))
+            if not isinstance(exc, EngineError):
+                exc = EngineError(f"proposal failed: {type(exc).__name__}: {str(exc)[:300]}")
             usage.add(step_usage)
             _emit(record, steps, callback, StepRecord(state.step, state.current, state.best, usage=step_usage,
                                                       timings={"llm_s": time.perf_counter() - t0}, error=str(exc), time=time.time()))
@@ -172,7 +186,7 @@ def optimize(
 def _normalize_start(objective: Objective, start: str) -> str:
     """The start's normalized form; an invalid start is kept as text and evaluated as invalid."""
     try:
-        return objective.validate(start)
+        return validated(objective.validate, start)
     except ValueError:
         return start
 
@@ -193,7 +207,7 @@ def _stale_steps(steps: list[StepRecord], min_improvement: float) -> int:
         score = rec.best.score if rec.best.valid else None
         if score is not None and (best is None or score < best - min_improvement):
             best, stale = score, 0
-        elif rec.step > 0:
+        elif rec.step > 0 and not rec.error:  # a step the LLM failed proposed nothing: not a stale step (as live)
             stale += 1
     return stale
 

@@ -16,11 +16,20 @@ from typing import Callable, Iterable, Optional
 
 from . import prompts
 from .engine import Usage, is_embedded
-from .formats import ParseError, ValueFormat, parse_proposals, structured_kwargs
+from .formats import ParseError, ValueFormat, parse_proposals, structured_kwargs, validated
 from .variable import Variable
 
 
 DUPLICATE = "already tried; propose something new"
+
+
+def _parses(text: str) -> bool:
+    """Whether a reply holds a proposals list: only such replies enter the LLM cache."""
+    try:
+        parse_proposals(text)
+        return True
+    except ParseError:
+        return False
 
 
 @dataclass
@@ -223,7 +232,7 @@ class TGD:
             kwargs = structured_kwargs(self.engine, self.value_format, need)
             kwargs.setdefault("max_tokens", 32 + self.value_format.max_tokens_per_item * need)
             kwargs.update(self._sampling_for(attempt))
-            reply = self.engine(messages, **kwargs)
+            reply = self.engine(messages, cache_if=_parses, **kwargs)
             result.usage.add(reply.usage)
             result.replies.append(reply.text)
             errors = self._collect(reply.text, variable.value, accepted, result)
@@ -258,7 +267,7 @@ class TGD:
             if len(result.values) >= self.n_proposals:
                 break
             try:
-                value = self.validate(raw)
+                value = validated(self.validate, raw)
             except ValueError as exc:
                 reason = str(exc) or type(exc).__name__
                 result.failures.append(ProposalFailure(raw, reason))

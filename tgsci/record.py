@@ -297,24 +297,38 @@ def _drop_torn_tail(path: Path) -> None:
     if not path.exists() or path.stat().st_size == 0:
         return
     with open(path, "rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
+        size = handle.seek(0, os.SEEK_END)
+        start = max(0, size - 4 * 2**20)  # a step line is KBs; the last 4 MB hold the last line whole
+        handle.seek(start)
         content = handle.read()
-        handle.truncate(content.rfind(b"\n") + 1)
+        cut = content.rfind(b"\n") + 1  # drop a torn tail (no newline) ...
+        if cut == len(content):  # ... or a complete last line that does not read (read_jsonl skips it too)
+            before = content.rfind(b"\n", 0, len(content) - 1) + 1
+            try:
+                json.loads(content[before:].decode("utf-8"))
+                return
+            except (ValueError, RecursionError):
+                cut = before
+        handle.truncate(start + cut)
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    """Complete records only: a torn or corrupt last line is skipped."""
+    """Complete records only: a torn or corrupt last line is skipped; a corrupt line before the
+    last one is damage a resume must not paper over, reported with its line number (RunDirError)."""
     path = Path(path)
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                break
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    complete, tail = lines[:-1], lines[-1]  # tail: b"" after a final newline, else a torn line
+    for number, line in enumerate(complete, 1):
+        try:
+            record = json.loads(line.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, RecursionError) as exc:
+            if number == len(complete) and not tail:
+                return  # a corrupt last line: treated like a torn one
+            raise RunDirError(f"{path} line {number} is corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                              f"the lines after it cannot be trusted: fix or remove that line to resume") from None
+        yield record

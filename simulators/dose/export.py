@@ -65,9 +65,14 @@ def write_rtdose(engine, fluence: np.ndarray, path: str | Path, description: str
     from ..files import write_bytes_atomic
 
     patient = engine.data.meta.get("patient") or {}
+    name, patient_id = f"tgsci^{engine.case.name}", engine.case.name
+    if patient.get("patient_sha256") and engine.case.phantom.get("dicom"):
+        from .patient import patient_identity
+
+        name, patient_id = patient_identity(engine.case.phantom, patient["patient_sha256"])
     ctx = UIDContext(
         study_uid=patient.get("study_uid") or generate_uid(), frame_uid=patient.get("frame_uid") or generate_uid(),
-        patient_name=patient.get("patient_name") or f"tgsci^{engine.case.name}", patient_id=patient.get("patient_id") or engine.case.name,
+        patient_name=name, patient_id=patient_id,
     )
     with tempfile.TemporaryDirectory() as tmp:
         ds = pydicom.dcmread(export_dose(ct_grid_dose(engine, fluence), tmp, ctx))

@@ -26,13 +26,14 @@ from typing import Any, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from ..files import atomic_writer
+from ..cache import CacheDirError, ForeignCacheDirError, private_dir
+from ..files import atomic_writer, slug
 from .cases import CaseSpec
 from .optimizer import compact_csr
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: meta holds the CT grid and the patient source (for RTDOSE export)
+CACHE_FORMAT = 3  # 2: meta holds the CT grid and the patient source (for RTDOSE export); 3: a hash, not the patient's name
 #: How many influence matrices this process computed (not loaded), per case name; tests read it.
 BUILD_COUNTS: Counter = Counter()
 
@@ -58,8 +59,9 @@ def cache_key(case: CaseSpec) -> str:
 
 
 def cache_path(case: CaseSpec, cache_dir: Optional[Path] = None) -> Path:
+    """Where the case's matrix is cached: the case name as a slug (a name is never a path)."""
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return directory / f"{case.name}-{cache_key(case)[:16]}.npz"
+    return directory / f"{slug(case.name)}-{cache_key(case)[:16]}.npz"
 
 
 @dataclass
@@ -283,7 +285,7 @@ def save(data: CaseData, path: Path) -> None:
     for i, name in enumerate(data.masks):
         arrays[f"mask_{i}"] = data.masks[name]
         arrays[f"optmask_{i}"] = data.opt_masks[name]
-    with atomic_writer(path) as handle:
+    with atomic_writer(path, private=True) as handle:
         np.savez(handle, **arrays)
 
 
@@ -296,7 +298,7 @@ def load(path: Path, expected_key: str) -> CaseData:
         shape = tuple(int(v) for v in z["shape"])
         matrix = compact_csr(sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=shape))
         names = meta["structures"]
-        return CaseData(
+        data = CaseData(
             key=meta["key"], matrix=matrix, rows=z["rows"],
             grid_dims=tuple(int(v) for v in z["grid_dims"]),
             grid_spacing=tuple(float(v) for v in z["grid_spacing"]),
@@ -305,21 +307,85 @@ def load(path: Path, expected_key: str) -> CaseData:
             opt_masks={n: z[f"optmask_{i}"] for i, n in enumerate(names)},
             ct_hu=z["ct_hu"], beam_num=z["beam_num"], meta=meta, source="cache", path=Path(path),
         )
+    check_data(data)
+    return data
+
+
+def check_data(data: CaseData) -> None:
+    """Raise ValueError unless every index a compiled kernel will follow is in bounds: the CSR
+    structure (monotone indptr, column indices < bixels), matrix rows and structure voxels inside
+    the dose grid, and array shapes that fit the grid. A cache file is data from disk: the
+    kernels do no bounds checks of their own."""
+    m = data.matrix
+    try:
+        m.check_format(full_check=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"the cached matrix is malformed ({exc})") from None
+    dims = data.grid_dims
+    if len(dims) != 3 or min(dims) < 1 or len(data.grid_spacing) != 3 or len(data.grid_origin) != 3:
+        raise ValueError(f"the cached dose grid is malformed (dims {dims})")
+    n_grid = data.n_grid
+
+    def within(name: str, idx: np.ndarray, limit: int) -> None:
+        idx = np.asarray(idx)
+        if idx.ndim != 1 or (idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= limit)):
+            raise ValueError(f"the cached {name} are outside the dose grid of {limit} voxels")
+
+    if data.rows.shape != (m.shape[0],):
+        raise ValueError(f"the cached matrix has {m.shape[0]} rows but {data.rows.shape} row indices")
+    within("matrix rows", data.rows, n_grid)
+    for name in data.masks:
+        within(f"voxels of {name!r}", data.masks[name], n_grid)
+        within(f"optimization voxels of {name!r}", data.opt_masks[name], n_grid)
+    nx, ny, nz = dims
+    if data.ct_hu.shape != (nz, ny, nx):
+        raise ValueError(f"the cached CT has shape {data.ct_hu.shape}, not the dose grid's {(nz, ny, nx)}")
+    if data.beam_num.shape != (m.shape[1],):
+        raise ValueError(f"the cached beam numbers ({data.beam_num.shape}) do not match {m.shape[1]} beamlets")
 
 
 def load_or_build(
     case: CaseSpec, cache_dir: Optional[Path] = None, check_mem: bool = True, progress: bool = False
 ) -> tuple[CaseData, Optional[PyRadPlanObjects]]:
     """The case's data from the disk cache, or built now (and cached). Second item: pyRadPlan objects if built."""
-    path = cache_path(case, cache_dir)
+    from filelock import FileLock
+
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        private_dir(directory)  # another user's directory: ForeignCacheDirError, nothing is read from it
+    except ForeignCacheDirError:
+        raise
+    except CacheDirError as exc:
+        logger.warning("the influence matrix is not cached: %s", exc)
+        return build(case, check_mem, progress)
+    path = cache_path(case, directory)
     key = cache_key(case)
-    if path.is_file():
-        if check_mem:
-            check_memory(3.5 * path.stat().st_size / 2**30 + 0.3, f"case {case.name!r} ({case.plan.variant} settings)")
-        try:
-            return load(path, key), None
-        except Exception as exc:  # noqa: BLE001 - unreadable or foreign: rebuild
-            logger.warning("rebuilding %s: %s", path, exc)
+    cached = _load_cached(case, path, key, check_mem)
+    if cached is not None:
+        return cached, None
+    # One build per matrix across processes (sweep workers on one uncached case): the others
+    # wait here, then load what the first one wrote, and only the builder checks free memory.
+    with FileLock(str(path) + ".lock"):
+        cached = _load_cached(case, path, key, check_mem)
+        if cached is not None:
+            return cached, None
+        return _build_and_save(case, path, check_mem, progress)
+
+
+def _load_cached(case: CaseSpec, path: Path, key: str, check_mem: bool) -> Optional[CaseData]:
+    """The cache file's data, or None when there is none or it cannot be used (then it is rebuilt)."""
+    if not path.is_file():
+        return None
+    if check_mem:
+        check_memory(3.5 * path.stat().st_size / 2**30 + 0.3, f"case {case.name!r} ({case.plan.variant} settings)")
+    try:
+        return load(path, key)
+    except Exception as exc:  # noqa: BLE001 - unreadable, malformed or foreign: rebuild
+        logger.warning("rebuilding %s: %s", path, exc)
+        return None
+
+
+def _build_and_save(case: CaseSpec, path: Path, check_mem: bool, progress: bool) -> tuple[CaseData, Optional[PyRadPlanObjects]]:
     if check_mem:  # the manifest's floor, before even the phantom is loaded
         check_memory(case.plan.memory_gb, f"building case {case.name!r} ({case.plan.variant} settings)")
     logger.warning(

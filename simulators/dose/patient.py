@@ -190,6 +190,23 @@ def check_patient(phantom: dict, rois: list[str]) -> tuple[DicomScan, dict, dict
     return scan, series, geometry, rtstruct, mapping
 
 
+def identity_hash(header) -> str:
+    """sha256 of a header's PatientID and PatientName: names the patient in caches without naming them."""
+    text = f"{getattr(header, 'PatientID', '') or ''}\x00{getattr(header, 'PatientName', '') or ''}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def patient_identity(phantom: dict, expected_sha256: str) -> tuple[str, str]:
+    """(PatientName, PatientID) of the case's CT series, read from its files now; PatientError if
+    they are no longer the patient the plan was computed for."""
+    scan = scan_dicom(phantom["dicom"])
+    first = choose_series(scan, phantom.get("series_uid"))["headers"][0]
+    if identity_hash(first) != expected_sha256:
+        raise PatientError(f"the CT series in {scan.directory} now belongs to another patient than the one this plan was "
+                           f"computed for; recompute the plan (delete the case's cached matrix)")
+    return str(getattr(first, "PatientName", "") or ""), str(getattr(first, "PatientID", "") or "")
+
+
 def load_dicom(phantom: dict, structures: list[dict]):
     """(CT, StructureSet renamed to the case's names, info) of a case's ``[phantom] dicom = DIR``."""
     from pyRadPlan.core import ProgressReporter
@@ -218,7 +235,9 @@ def load_dicom(phantom: dict, structures: list[dict]):
     first = series["headers"][0]
     info = {
         "scan": scan.summary(), "series_uid": series["uid"], "frame_uid": series["frame_uid"], "study_uid": series["study_uid"],
-        "patient_id": str(getattr(first, "PatientID", "") or ""), "patient_name": str(getattr(first, "PatientName", "") or ""),
+        # Not the name or ID: the matrix cache keeps only their hash; the RTDOSE export reads them
+        # back from the patient's own files (patient_identity), so no cache file names a patient.
+        "patient_sha256": identity_hash(first),
         "ct_sop_instances": [[str(h.SOPClassUID), str(h.SOPInstanceUID)] for h in series["headers"]],
         "rtstruct": str(rtstruct["path"]), "roi_names": mapping, "geometry": geometry,
     }

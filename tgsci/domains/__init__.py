@@ -60,8 +60,9 @@ class Domain:
     def build(self, spec: dict) -> "Objective":
         raise SpecError(f"objectives of kind {self.kind!r} are built in Python, not from a spec")
 
-    def subjects(self, value: Any, options: dict) -> list[str]:
-        """A sweep's subjects: ``"all"`` or a list of names, each checked (``options``: the objective's)."""
+    def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
+        """A sweep's subjects: ``"all"`` or a list of names, each checked (``options``: the objective's;
+        ``base``: the sweep file's folder, against which a subject given as a file path is read)."""
         raise SpecError(f"kind {self.kind!r} cannot be swept")
 
     def start(self, spec: dict, value: Optional[str]) -> str:

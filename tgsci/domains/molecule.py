@@ -29,6 +29,7 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Optional
 
 from ..html import html_table, molecule_image
@@ -205,7 +206,7 @@ class MoleculeDomain(Domain):
         return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 0),
                                  extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
-    def subjects(self, value: Any, options: dict) -> list[str]:
+    def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
         """Target names: "all" (of targets_file when given, else DOCKSTRING's 58) or a list."""
         from simulators.targets import UnknownTargetError, target_names
 

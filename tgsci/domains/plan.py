@@ -102,7 +102,7 @@ class PlanDomain(Domain):
         return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True),
                              protocol=spec.get("protocol"), **engine)
 
-    def subjects(self, value: Any, options: dict) -> list[str]:
+    def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
         from simulators.dose.cases import list_cases
 
         if value == "all":
@@ -111,6 +111,7 @@ class PlanDomain(Domain):
             value = [value]
         if not isinstance(value, list) or not value:
             raise SpecError('cases must be "all" or a non-empty list of case names', self.subjects_key)
+        value = [self.absolute("case", v, Path(base or Path.cwd())) if isinstance(v, str) else v for v in value]
         return list(dict.fromkeys(self._name(v, self.subjects_key) for v in value))
 
     def start(self, spec: dict, value: Optional[str]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .. import prompts
-from ..formats import ValueFormat
+from ..formats import ValueFormat, validated
 
 
 class InvalidCandidate(ValueError):
@@ -87,8 +87,8 @@ class Objective:
         ok: list[tuple[int, str]] = []
         for i, raw in enumerate(values):
             try:
-                ok.append((i, self.validate(raw)))
-            except InvalidCandidate as exc:
+                ok.append((i, validated(self.validate, raw)))
+            except ValueError as exc:
                 out[i] = Evaluation(str(raw), None, error=str(exc), simulated=False)
         return out, ok
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..engine import Usage
+from ..formats import validated
 from ..objectives.base import Evaluation, Objective
 from ..optim import ProposalFailure
 
@@ -80,7 +81,7 @@ def unique_new(objective: Objective, raw: Optional[str], tried: set[str], taken:
     if raw is None:
         return None
     try:
-        value = objective.validate(raw)
+        value = validated(objective.validate, raw)
     except ValueError:
         return None
     if value in tried or value in taken:

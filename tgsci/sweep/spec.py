@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from simulators.files import slug
+
 from ..domains import SpecError, check_spec, get_domain
 from ..proposers import canonical_method
 
@@ -73,9 +75,16 @@ class SweepSpec:
 
 
 def run_name(subject: str, start_index: int, start: str, seed: int, method: str) -> str:
-    """``PPARA__start0-1a2b3c4d__seed0__tgd``: stable for the same spec, unique per start string."""
+    """``PPARA__start0-1a2b3c4d__seed0__tgd``: stable for the same spec, unique per start string.
+
+    Always one safe path component under the sweep's output: a subject given as a file
+    (``../cases/my.toml``, ``/abs/my.toml``) is named by its stem and a hash of its path."""
     digest = hashlib.sha1(start.encode("utf-8")).hexdigest()[:8]
-    return f"{subject}__start{start_index}-{digest}__seed{seed}__{method}"
+    if "/" in subject or "\\" in subject:
+        label = f"{slug(Path(subject).stem, 40)}-{hashlib.sha1(subject.encode('utf-8')).hexdigest()[:6]}"
+    else:
+        label = slug(subject)
+    return f"{label}__start{start_index}-{digest}__seed{seed}__{slug(method)}"
 
 
 def load_spec(path: str | os.PathLike) -> SweepSpec:
@@ -131,7 +140,7 @@ def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
     _check_resources(resources, where)
     options = _objective_options(kind, data, resources, base)
     try:
-        subjects = domain.subjects(sweep[domain.subjects_key], options)
+        subjects = domain.subjects(sweep[domain.subjects_key], options, base)
     except SpecError as exc:
         raise SpecError(f"{where.at('sweep', domain.subjects_key)}: {exc}") from None
     if kind == "molecule" and "starts" not in sweep:

@@ -84,7 +84,7 @@ def run_task(run: dict, out_dir: str, semaphore=None, attempt: int = 1, sweep_id
     errors; ``error`` = an exception (retried by the sweep up to max_attempts, unless it is a
     spec or run-directory error, which another attempt cannot fix).
     """
-    from filelock import FileLock, Timeout
+    from ..run_lock import RunLockedError, run_lock
 
     t_task = time.perf_counter()
     run_dir = Path(out_dir) / run["name"]
@@ -97,11 +97,11 @@ def run_task(run: dict, out_dir: str, semaphore=None, attempt: int = 1, sweep_id
               "optimize_s": 0.0, "task_s": 0.0, "simulations": 0, "worker": _worker_address()}
     # A run executes in one place at a time: if a worker the scheduler gave up on is in fact
     # still running it, this attempt waits for it instead of writing the same run directory.
-    lock = FileLock(str(run_dir / ".run.lock"), timeout=float(run.get("run_lock_timeout_s", 3600.0)))
+    lock = run_lock(run_dir, wait_s=float(run.get("run_lock_timeout_s", 3600.0)))
     try:
-        lock.acquire()
-    except Timeout:
-        result["error"] = f"run directory {run_dir} is locked by another process (lock {run_dir / '.run.lock'})"
+        lock.__enter__()
+    except RunLockedError as exc:
+        result["error"] = str(exc)
         return result
     try:
         record = _load_run_file(run_dir)
@@ -118,7 +118,7 @@ def run_task(run: dict, out_dir: str, semaphore=None, attempt: int = 1, sweep_id
         write_json_atomic(run_dir / RUN_FILE, record)
         return result
     finally:
-        lock.release()
+        lock.__exit__(None, None, None)
 
 
 def _attempt(run: dict, spec: dict, run_dir: Path, semaphore, record: dict, entry: dict, result: dict) -> None:
