@@ -48,6 +48,7 @@ class FakeLLM:
     def __init__(self):
         self.reply = '{"proposals": []}'
         self.calls = 0
+        self.delay_s = 0.0  # per reply: a slow model, so a run can be killed mid-step
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,7 @@ class FakeLLM:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 owner.calls += 1
+                time.sleep(owner.delay_s)
                 text = owner.reply if body.get("response_format") else "Raise the Core weight and lower the BODY weight."
                 payload = {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "m"),
                            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
@@ -187,12 +189,14 @@ class Bench:
     def killed(self) -> None:
         t0 = time.perf_counter()
         run = self.work / "killed"
+        self.llm.delay_s = 0.5
         proc = subprocess.Popen([sys.executable, "-m", "tgsci.cli", *plan_args(run, 6, self.llm)], env=self.env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while proc.poll() is None and len(steps_of(run) if (run / "config.json").exists() else []) < 3:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        self.llm.delay_s = 0.0
         before = steps_of(run)
         again = tgsci(plan_args(run, 6, self.llm), self.env)  # the dead holder's lock is taken over
         steps = steps_of(run)
@@ -231,10 +235,11 @@ class Bench:
         proc = subprocess.run([sys.executable, "-m", "tgsci.cli", "sweep", str(spec_file), "--out", str(out), "--workers", "1"],
                               capture_output=True, text=True, env=self.env, cwd=self.work, timeout=900)
         inside = all(p.resolve().parent == out.resolve() for p in out.iterdir()) if out.exists() else False
-        escaped = [p for p in self.work.rglob("*escape*")]
+        escaped = [p for p in self.work.rglob("*escape*") if self.cache not in p.parents and out not in p.parents
+                   and (self.work / "cases") not in p.parents]
         spec = load_spec(spec_file)
         self.row("sweep with ../ and absolute case paths", f"exit {proc.returncode}, {len(spec.subjects)} subject, run dirs inside --out: "
-                 f"{inside}, files named after the case's '../' name outside: {len(escaped)}", tracebacks(proc), 0,
+                 f"{inside}, files outside --out and the cache: {len(escaped)}", tracebacks(proc), 0,
                  0 if proc.returncode == 0 and inside and not escaped else 1, time.perf_counter() - t0)
 
     def parallel_build(self) -> None:

@@ -377,3 +377,65 @@ def test_a_cached_matrix_with_indices_out_of_bounds_is_never_used(tmp_path):
     for bad in (data(indices=(0, 7, 2)), data(rows=(0, 8)), data(mask=(1, -1)), data(mask=(1, 99))):
         with pytest.raises(ValueError):
             check_data(bad)
+
+
+# ----------------------------------------------------------------------------- spec and case parsers
+def _leaves(data, path=()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, path + (key,))
+    elif isinstance(data, list) and data:
+        for i, value in enumerate(data):
+            yield from _leaves(value, path + (i,))
+    yield path
+
+
+def _mutated(data, path, value):
+    import copy
+
+    out = copy.deepcopy(data)
+    if not path:
+        return value
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+JUNK = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                    max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(st.data())
+def test_the_case_parser_is_total(data):
+    """Any value at any key of a valid case file: a CaseSpec or one ValueError (CaseError) with a reason."""
+    import tomllib
+
+    from simulators.dose.cases import parse_case
+
+    base = tomllib.loads((ROOT_CASES / "prostate.toml").read_text())
+    paths = [p for p in _leaves(base) if "phantom" not in p[:1]]  # [phantom] paths would read a patient from disk
+    path = data.draw(st.sampled_from(paths))
+    try:
+        parse_case(_mutated(base, path, data.draw(JUNK)), fast=True, manifest="fuzz.toml")
+    except ValueError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(st.data())
+def test_the_sweep_spec_parser_is_total(data):
+    from tgsci.domains import SpecError
+    from tgsci.sweep.spec import parse_spec
+
+    base = {"sweep": {"kind": "plan", "cases": ["tg119"], "methods": ["random", "tpe"], "seeds": [0, 1], "starts": ["default"]},
+            "plan": {"fast": True}, "budget": {"max_steps": 2, "n_proposals": 2, "patience": 3},
+            "engine": {"temperature": 0.5}, "resources": {"max_attempts": 2}}
+    path = data.draw(st.sampled_from(list(_leaves(base))))
+    try:
+        parse_spec(_mutated(base, path, data.draw(JUNK)))
+    except (SpecError, ValueError) as exc:
+        assert str(exc)

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,8 +33,6 @@ def main_options(
 
 
 def _fail(message: str) -> None:
-    from rich.markup import escape
-
     console.print(f"[bold red]error:[/] {escape(str(message))}")  # a [table] name in the message is text, not markup
     raise typer.Exit(code=2)
 
@@ -97,7 +96,7 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
         except RunDirError as exc:
             _fail(str(exc))
         if state == "engine_error":  # the LLM was unreachable: asked again, the run goes on from its last step
-            console.print(f"resuming {run_dir}: it stopped on LLM errors ({record.summary.stop_reason})")
+            console.print(escape(f"resuming {run_dir}: it stopped on LLM errors ({record.summary.stop_reason})"))
             set_aside_summary(run_dir)
 
     with Progress(
@@ -134,11 +133,9 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
     if fallback:
         console.print(f"{fallback} candidate(s) came from the fallback mutation, not the LLM (labelled in the record)")
     if result.run_dir:
-        console.print(f"run record: {result.run_dir}")
-        console.print(f"report (self-contained HTML): {report_run(result.run_dir)}")
+        console.print(escape(f"run record: {result.run_dir}"))
+        console.print(escape(f"report (self-contained HTML): {report_run(result.run_dir)}"))
     if result.stop_reason.startswith("engine_error"):  # every LLM call of the last steps failed: not a finished run
-        from rich.markup import escape
-
         console.print(f"[bold red]stopped:[/] the LLM failed on {MAX_CONSECUTIVE_ENGINE_ERRORS} steps in a row: "
                       f"{escape(result.stop_reason.removeprefix('engine_error: '))}\n"
                       "the finished steps are saved; run the same command again to retry from there")
@@ -210,7 +207,7 @@ def molecule(
         spec["target"] = target or "PPARA"
     objective = _objective(spec)
     for note in (objective.targets[objective.primary].preparation or {}).get("box", {}).get("notes", []):
-        console.print(f"note: {note}")
+        console.print(escape(f"note: {note}"))
     start_value = _start(objective.spec, start)
     _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed,
          stop_when)
@@ -267,7 +264,7 @@ def plan(
     if export_dose is not None:
         return _export_dose(run_dir, export_dose, out)
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
-    console.print(f"preparing case {case} (the dose influence matrix is computed once, then cached)")
+    console.print(escape(f"preparing case {case} (the dose influence matrix is computed once, then cached)"))
     objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
                             **({"protocol": protocol} if protocol else {})})
     start_value = _start(objective.spec, start)
@@ -317,7 +314,7 @@ def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:
     finally:
         if objective is not None:
             objective.close()
-    console.print(f"wrote {', '.join(str(path.parent / w) for w in written)} for {value}")
+    console.print(escape(f"wrote {', '.join(str(path.parent / w) for w in written)} for {value}"))
 
 
 case_app = typer.Typer(no_args_is_help=True, help="Treatment cases: write one from a patient's DICOM export.")
@@ -351,7 +348,7 @@ def case_init(
     for roi in [r for r in done["unmapped"] if r not in done["as_oars"]]:
         table.add_row("[dim]not used (listed as a comment)[/]", roi)
     Console().print(table)
-    console.print(f"next: check {out}, then `tgsci plan --case {out}`")
+    console.print(escape(f"next: check {out}, then `tgsci plan --case {out}`"))
 
 
 @app.command()

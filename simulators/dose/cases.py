@@ -383,8 +383,23 @@ def _objective(o: dict, structure: str, rx: float, path: tuple) -> ObjectiveSpec
                          exponent=exponent, linear=linear, dose_range=dose_range, volume_range=volume_range)
 
 
+# What a value of the wrong shape raises deep in the checks (a table where a number belongs, a
+# list where a name belongs): turned into one CaseError, so no manifest ends in a traceback.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, OverflowError, RecursionError)
+
+
 def parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) -> CaseSpec:
     """A checked CaseSpec from a parsed manifest; CaseError names the key path of what is wrong."""
+    if not isinstance(data, dict):
+        raise CaseError("a case manifest is a TOML table")
+    try:
+        return _parse_case(data, fast, manifest, **overrides)
+    except SHAPE_ERRORS as exc:
+        raise CaseError(f"a value has the wrong type ({type(exc).__name__}: {str(exc)[:160]}); "
+                        f"compare with targets/cases/prostate.toml") from None
+
+
+def _parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides) -> CaseSpec:
     for key in ("name", "phantom", "prescription", "structures", "plan"):
         if key not in data:
             raise CaseError(f"missing [{key}] (see targets/cases/prostate.toml for the schema)")

@@ -103,7 +103,18 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
 
 def parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
     """Check a parsed sweep specification (see ``tgsci.sweep`` for the format). Relative paths in it
-    are read against the sweep file's folder (the working directory for a dict)."""
+    are read against the sweep file's folder (the working directory for a dict). Total: a value of
+    the wrong shape anywhere is a SpecError, never another exception."""
+    try:
+        return _parse_spec(data, source, text)
+    except SpecError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        raise SpecError(f"{source}: a value has the wrong type ({type(exc).__name__}: {str(exc)[:160]}); "
+                        f"compare with examples/sweep_small.toml") from None
+
+
+def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec:
     where = _Where(source, text)
     base = Path(source).resolve().parent if source != "<dict>" else Path.cwd()
     if not isinstance(data, dict):
