@@ -71,7 +71,10 @@ def private_dir(path: str | os.PathLike) -> Path:
             f"tgsci does not use a cache another user can write. Set TGSCI_CACHE_DIR (or cache_dir) to a directory of your own"
         )
     if info.st_mode & 0o022:
-        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077 | 0o700)
+        try:
+            os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077 | 0o700)
+        except OSError as exc:  # e.g. a filesystem without modes: ours all the same
+            warnings.warn(f"cache directory {path} is writable by others and could not be made private ({exc})", stacklevel=2)
     return path
 
 

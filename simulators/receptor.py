@@ -107,7 +107,7 @@ def prepare_receptor(path: str | Path, options: ReceptorOptions = ReceptorOption
     with FileLock(str(directory / ".lock")):  # two processes preparing the same receptor: one does it
         if (directory / "receptor.json").is_file() and (directory / "receptor.pdbqt").is_file():
             return PreparedReceptor(directory / "receptor.pdbqt", directory / "receptor.pdb", read_json(directory / "receptor.json"), cached=True)
-        pdbqt, pdb, record = _prepare(path, options)
+        pdbqt, pdb, record = prepare_isolated(path, options)
         record.update(source=str(path.resolve()), sha256=digest, options=asdict(options), versions=key_fields["versions"])
         record = json.loads(json.dumps(record))  # as it reads back from receptor.json (lists, not tuples)
         write_text_atomic(directory / "receptor.pdbqt", pdbqt, private=True)
@@ -115,6 +115,49 @@ def prepare_receptor(path: str | Path, options: ReceptorOptions = ReceptorOption
         write_json_atomic(directory / "receptor.json", record, private=True)  # last: its presence means the entry is complete
         PREPARATIONS[path.name] += 1
     return PreparedReceptor(directory / "receptor.pdbqt", directory / "receptor.pdb", record)
+
+
+PREP_TIMEOUT_S = 900.0  # PDBFixer on a large, gappy structure takes minutes; past this it is stuck
+_RESULT = "TGSCI-RECEPTOR-RESULT "
+
+
+def prepare_isolated(path: Path, options: ReceptorOptions, timeout_s: float = PREP_TIMEOUT_S) -> tuple[str, str, dict]:
+    """``_prepare`` in a child process (``python -P -m simulators.receptor``): a file from elsewhere
+    that makes PDBFixer or meeko hang or crash costs its own process, killed after ``timeout_s``,
+    never the caller's. ReceptorError carries the child's reason."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        done = subprocess.run([sys.executable, "-P", "-m", "simulators.receptor", str(path), json.dumps(asdict(options))],
+                              capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise ReceptorError(f"preparing {path.name} took longer than {timeout_s:.0f} s and was stopped; keep only the "
+                            f"chains around the pocket (--chains) or prepare the PDBQT yourself") from None
+    answer = next((line[len(_RESULT):] for line in reversed(done.stdout.splitlines()) if line.startswith(_RESULT)), None)
+    if answer is None:
+        tail = (done.stderr or "").strip().splitlines()[-3:]
+        raise ReceptorError(f"preparing {path.name} failed (exit {done.returncode}): {' | '.join(tail) or 'no message'}")
+    kind, *payload = json.loads(answer)
+    if kind != "ok":
+        raise ReceptorError(payload[0])
+    return payload[0], payload[1], payload[2]
+
+
+def _prepare_main(argv: list[str]) -> None:
+    """The child of ``prepare_isolated``: one JSON line, ["ok", pdbqt, pdb, record] or ["error", why]."""
+    fields = json.loads(argv[1])
+    options = ReceptorOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    try:
+        answer = ["ok", *_prepare(Path(argv[0]), options)]
+    except ReceptorError as exc:
+        answer = ["error", str(exc)]
+    except Exception as exc:  # noqa: BLE001 - the parent reports it as the file's problem
+        answer = ["error", f"preparing {Path(argv[0]).name} failed: {type(exc).__name__}: {exc}"]
+    print(_RESULT + json.dumps(answer, default=str), flush=True)
 
 
 def _prepare(path: Path, options: ReceptorOptions) -> tuple[str, str, dict]:
@@ -125,8 +168,8 @@ def _prepare(path: Path, options: ReceptorOptions) -> tuple[str, str, dict]:
     return pdbqt, pdb, record
 
 
-# Hydrogen placement (PDBFixer/OpenMM) and meeko's typing run in this process: a receptor file
-# from elsewhere is capped before them. A docking receptor is a few thousand residues at most;
+# Hydrogen placement (PDBFixer/OpenMM) and meeko's typing run in a child process with a timeout
+# (prepare_isolated); a receptor file from elsewhere is also capped before them. A docking receptor is a few thousand residues at most;
 # a whole ribosome or a virus capsid is not one (select the chains around the pocket).
 MAX_RECEPTOR_BYTES = 200 * 2**20
 MAX_RECEPTOR_ATOMS = 100_000
@@ -459,3 +502,9 @@ def _readable(path: Path, what: str) -> None:
             handle.read(1)
     except OSError as exc:
         raise ReceptorError(f"{what} file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+if __name__ == "__main__":
+    import sys
+
+    _prepare_main(sys.argv[1:])

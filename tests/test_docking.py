@@ -193,3 +193,28 @@ def test_a_lone_ligand_gets_maps_of_its_own_types_and_the_same_score(tmp_path):
         batch = sim.evaluate([chlorobenzene, phenol])  # a batch on one worker: all types from the start
         assert sorted(t["maps"] for t in sim.ligand_timings) == ["all", "reused"]
     assert lone.metrics["vina"] == batch[1].metrics["vina"] and later.metrics["vina"] == batch[0].metrics["vina"]
+
+
+def test_the_shipped_approved_drug_scores_are_what_vina_computes_and_used_only_on_an_exact_key(tmp_path):
+    """targets/reference_scores.json: every approved drug of every built-in target at the default
+    settings; a sample re-docked gives the shipped numbers; another setting never uses them."""
+    from rdkit import Chem
+
+    from simulators.molecule_checks import canonical_smiles as canonical
+    from simulators.reference_scores import shipped
+    from simulators.targets import get_target, target_names
+
+    drugs = [(name, ref) for name in target_names() for ref in get_target(name).references]
+    assert len(drugs) >= 31
+    for name, ref in drugs:
+        fields = DockingSimulator(name, use_cache=False).cache_fields(canonical(ref.smiles))
+        assert shipped(fields) is not None, (name, ref.name)
+    name, ref = min(drugs, key=lambda d: Chem.MolFromSmiles(d[1].smiles).GetNumHeavyAtoms())  # the quickest to re-dock
+    with DockingSimulator(name, use_cache=False, use_shipped=False) as sim:
+        live = sim.evaluate([ref.smiles])[0]
+        entry = shipped(sim.cache_fields(live.candidate))
+    assert abs(live.metrics["vina"] - entry["metrics"]["vina"]) <= 0.05, (live.metrics, entry["metrics"])
+    assert shipped(DockingSimulator(name, DockingSettings(exhaustiveness=4), use_cache=False).cache_fields(live.candidate)) is None
+    with DockingSimulator(name, cache_dir=tmp_path) as sim:  # a run with a cold cache: no docking for the drugs
+        results = sim.evaluate([r.smiles for r in get_target(name).references])
+    assert sim.misses == 0 and all(m.cached and m.valid for m in results)

@@ -439,3 +439,16 @@ def test_the_sweep_spec_parser_is_total(data):
         parse_spec(_mutated(base, path, data.draw(JUNK)))
     except (SpecError, ValueError) as exc:
         assert str(exc)
+
+
+def test_receptor_preparation_runs_in_a_child_that_a_timeout_stops(tmp_path):
+    from receptor_inputs import rcsb_like_pdb
+
+    from simulators.receptor import ReceptorError, ReceptorOptions, prepare_isolated
+
+    pdb = tmp_path / "thrb.pdb"
+    pdb.write_text(rcsb_like_pdb("THRB"))
+    with pytest.raises(ReceptorError, match="took longer than 0 s and was stopped"):
+        prepare_isolated(pdb, ReceptorOptions(), timeout_s=0.3)
+    with pytest.raises(ReceptorError, match="chain\\(s\\) Z not in thrb.pdb"):  # the child's own reason comes back
+        prepare_isolated(pdb, ReceptorOptions(chains=("Z",)))

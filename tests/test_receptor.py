@@ -251,9 +251,11 @@ def test_hydrogens_that_cannot_be_added_and_residues_meeko_cannot_type(workdir, 
     def fail(self, *args, **kwargs):
         raise ValueError("No template found for residue 12 (ARG)")
 
-    monkeypatch.setattr(PDBFixer, "addMissingHydrogens", fail)
+    from simulators.receptor import _prepare
+
+    monkeypatch.setattr(PDBFixer, "addMissingHydrogens", fail)  # in this process: prepare_receptor's child would not see it
     with pytest.raises(ReceptorError, match="hydrogens could not be added \\(PDBFixer at pH 7.4\\): ValueError: No template"):
-        prepare_receptor(path, ReceptorOptions(ph=7.4, chains=("A",)), cache_dir=workdir / "c-fail")
+        _prepare(path, ReceptorOptions(ph=7.4, chains=("A",)))
 
 
 def test_a_receptor_vina_rejects_is_reported_with_vinas_reason(workdir, esr1):
