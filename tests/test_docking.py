@@ -57,7 +57,8 @@ def test_agreement_with_dockstring_on_the_recorded_panel(recorded, tmp_path_fact
     diffs, replay = [], []
     for target in sorted({r["target"] for r in sample}):
         panel = [r for r in sample if r["target"] == target]
-        with DockingSimulator(target, DockingSettings(exhaustiveness=8), cache_dir=tmp_path_factory.mktemp("c")) as sim:
+        with DockingSimulator(target, DockingSettings(exhaustiveness=8), cache_dir=tmp_path_factory.mktemp("c"),
+                              use_shipped=False) as sim:  # docked live, never the shipped drug scores
             scores = sim.evaluate([r["smiles"] for r in panel])
         for r, m in zip(panel, scores):
             assert m.valid, (r, m.error)
@@ -78,7 +79,7 @@ def test_agreement_with_live_dockstring_dock(tmp_path):
     from dockstring import load_target
 
     reference, _ = load_target("PPARA").dock(FENOFIBRIC_ACID)
-    with DockingSimulator("PPARA", cache_dir=tmp_path) as sim:
+    with DockingSimulator("PPARA", cache_dir=tmp_path, use_shipped=False) as sim:  # fenofibric acid ships: dock it live
         ours = sim.evaluate([FENOFIBRIC_ACID])[0]
     assert abs(ours.metrics["vina"] - reference) <= 0.3
     assert len(ours.metrics["vina_poses"]) > 1 and ours.metrics["vina_poses"][0] == ours.metrics["vina"]
@@ -109,7 +110,7 @@ def test_bad_molecules_never_reach_vina(tmp_path):
 
 
 def test_a_crashed_docking_costs_one_candidate_not_the_run(tmp_path):
-    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8), cache_dir=tmp_path) as sim:
+    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8), cache_dir=tmp_path, use_shipped=False) as sim:
         sim.evaluate(["CCO"])  # start the worker
         pool = sim._pool
 
@@ -125,7 +126,7 @@ def test_a_crashed_docking_costs_one_candidate_not_the_run(tmp_path):
 
 
 def test_timeout_stops_a_long_docking(tmp_path):
-    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8, timeout_s=0.5), cache_dir=tmp_path) as sim:
+    with DockingSimulator("PPARA", DockingSettings(exhaustiveness=8, timeout_s=0.5), cache_dir=tmp_path, use_shipped=False) as sim:
         result = sim.evaluate([FENOFIBRIC_ACID])[0]
     assert not result.valid and "longer than" in result.error
 
