@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -87,10 +88,7 @@ def optimize(
     if stop_when not in STOP_RULES:
         raise ValueError(f"stop_when must be one of {', '.join(str(r) for r in STOP_RULES)}, not {stop_when!r}")
     objective = as_objective(objective, **function_options)
-    if run_dir is None:
-        return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
-                         patience, min_improvement, target_score, None, seed, callback, stop_when)
-    with run_lock(run_dir):  # one writer per run directory (RunLockedError names the other one)
+    with run_lock(run_dir) if run_dir is not None else nullcontext():  # one writer per run directory
         return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
                          patience, min_improvement, target_score, run_dir, seed, callback, stop_when)
 
