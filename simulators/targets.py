@@ -19,6 +19,8 @@ drugs. It comes from
       [[targets.MYKINASE.references]]
       name = "imatinib"
       smiles = "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(n1)-c1cccnc1"
+      id = "DB00619"                # where the drug comes from: a DrugBank or ChEMBL identifier (required)
+      status = "approved (FDA)"     # optional
 
 - or ``target_from_files(receptor, box_ligand=...)`` for one receptor file.
 """
@@ -56,10 +58,39 @@ class UnknownTargetError(ValueError):
 
 @dataclass(frozen=True)
 class ReferenceDrug:
+    """A drug to compare designs with; ``id`` names its source record (DrugBank ``DB…`` or ChEMBL ``CHEMBL…``)."""
+
     name: str
     smiles: str
+    id: str
+    status: str = ""
     formula: str = ""
     source: str = ""
+
+
+REFERENCE_KEYS = ("name", "smiles", "id", "status", "formula", "source")
+
+
+def reference_drugs(entries, where: str) -> tuple[ReferenceDrug, ...]:
+    """The checked references of one manifest entry; UnknownTargetError names the entry and what is wrong."""
+    if not isinstance(entries, list):
+        raise UnknownTargetError(f"{where}.references must be a list of tables ([[targets.NAME.references]])")
+    out = []
+    for i, r in enumerate(entries):
+        label = f"{where}.references[{i}]" + (f" ({r['name']})" if isinstance(r, dict) and isinstance(r.get("name"), str) else "")
+        if not isinstance(r, dict):
+            raise UnknownTargetError(f"{label}: must be a table with name, smiles and id")
+        unknown = sorted(set(r) - set(REFERENCE_KEYS))
+        if unknown:
+            raise UnknownTargetError(f"{label}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(REFERENCE_KEYS)}")
+        missing = [k for k in ("name", "smiles", "id") if not (isinstance(r.get(k), str) and r[k].strip())]
+        if missing:
+            raise UnknownTargetError(f"{label}: needs {', '.join(missing)} (id: the drug's DrugBank or ChEMBL identifier, "
+                                     "e.g. DB00619 or CHEMBL941)")
+        if not all(isinstance(v, str) for v in r.values()):
+            raise UnknownTargetError(f"{label}: every value must be a string")
+        out.append(ReferenceDrug(**r))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -103,7 +134,7 @@ def _builtin() -> dict[str, Target]:
         data = tomllib.load(handle)
     base = dockstring_targets_dir()
     return {name: Target(name, base / e["receptor"], tuple(e["center"]), tuple(e["size"]),
-                         tuple(ReferenceDrug(**r) for r in e.get("references", [])))
+                         reference_drugs(e.get("references", []), f"{MANIFEST.name}: targets.{name}"))
             for name, e in data["targets"].items()}
 
 
@@ -145,10 +176,7 @@ def _read_manifest(path: Path, _mtime: int) -> dict[str, dict]:
         for key in ("receptor", "box_ligand"):
             if key in e:
                 e[key] = str((path.parent / e[key]).resolve())
-        e["references"] = [dict(r) for r in e.get("references", [])]
-        for r in e["references"]:
-            if not {"name", "smiles"} <= set(r):
-                raise UnknownTargetError(f"{where}: each reference needs name and smiles")
+        e["references"] = [r.__dict__ for r in reference_drugs(e.get("references", []), where)]
         out[name] = e
     return out
 

@@ -3,6 +3,7 @@
 No docking here (see test_docking.py): the docking simulator is replaced where a score is needed.
 """
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rdkit.Chem.rdMolDescriptors import CalcMolFormula
 from simulators.measurement import Measurement
 from simulators.properties import lipinski_violations, properties, tanimoto
 from simulators.targets import UnknownTargetError, dockstring_targets_dir, get_target, load_manifest, target_names
+from tgsci import build_objective
 from tgsci.objectives.base import Evaluation, InvalidCandidate
 from tgsci.objectives.molecule import MoleculeObjective
 
@@ -85,15 +87,36 @@ def test_manifest_matches_dockstring_target_files():
         assert target.receptor_path.exists()
 
 
-def test_reference_drugs_have_their_published_formula():
+def test_reference_drugs_have_their_published_formula_and_a_source_identifier():
     with open(Path(__file__).resolve().parent.parent / "targets" / "dockstring_targets.toml", "rb") as handle:
         data = tomllib.load(handle)["targets"]
     with_refs = [name for name, t in data.items() if t.get("references")]
-    assert len(with_refs) >= 10 and "PPARA" in with_refs
+    assert len(with_refs) >= 29 and "PPARA" in with_refs  # the paper compared with approved drugs on 29 targets
     for name in with_refs:
         for ref in data[name]["references"]:
             mol = Chem.MolFromSmiles(ref["smiles"])
             assert mol is not None and CalcMolFormula(mol) == ref["formula"], (name, ref["name"])
+            assert re.fullmatch(r"DB\d{5}|CHEMBL\d+", ref["id"]) and ref["status"].startswith("approved"), (name, ref)
+    by_id = {}
+    for name in with_refs:  # one identifier is one drug everywhere in the manifest
+        for ref in data[name]["references"]:
+            assert by_id.setdefault(ref["id"], (ref["name"], ref["smiles"])) == (ref["name"], ref["smiles"]), ref
+    assert {r.name for r in get_target("MET").references} >= {"crizotinib", "capmatinib"}
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('name = "x"\nsmiles = "CCO"', r"references\[0\] \(x\): needs id \(id: the drug's DrugBank or ChEMBL identifier"),
+    ('name = "x"\nsmiles = "CCO"\nid = ""', r"needs id"),
+    ('name = "x"\nsmiles = "CCO"\nid = "DB1"\nchembl = "x"', r"unknown key\(s\) chembl"),
+])
+def test_a_drug_without_an_identifier_is_named_before_any_docking(tmp_path, entry, message):
+    from tgsci.domains import SpecError
+
+    manifest = tmp_path / "mine.toml"
+    manifest.write_text(f'[targets.MINE]\nreceptor = "{get_target("THRB").receptor}"\ncenter = [0, 0, 0]\nsize = [20, 20, 20]\n'
+                        f"[[targets.MINE.references]]\n{entry}\n")
+    with pytest.raises(SpecError, match=message):
+        build_objective({"kind": "molecule", "target": "MINE", "targets_file": str(manifest), "cache_dir": str(tmp_path)})
 
 
 class FakeDocking:

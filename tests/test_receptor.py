@@ -287,6 +287,7 @@ chains = ["A"]
 [[targets.MYESR.references]]
 name = "estradiol"
 smiles = "C[C@]12CC[C@@H]3c4ccc(O)cc4CC[C@H]3[C@@H]1CC[C@@H]2O"
+id = "DB00783"
 
 [targets.MYTHRB]
 receptor = "structures/thrb.pdbqt"

@@ -184,6 +184,11 @@ def molecule(
     exhaustiveness: int = typer.Option(8, min=1),
     docking_seed: Optional[int] = typer.Option(None, help="Vina/embedding seed (default: dockstring's)."),
     workers: int = typer.Option(0, min=0, help="Docking worker processes (0 = chosen from the cores: Vina threads first, up to exhaustiveness)."),
+    confirm_seeds: int = typer.Option(3, min=1, help="At the end, dock the best molecules and the approved drugs with this many "
+                                                     "Vina seeds; reports use the best of the seeds (1 = off)."),
+    confirm_top: int = typer.Option(3, min=1, help="How many of the run's best molecules --confirm-seeds docks again."),
+    protocol: Optional[str] = typer.Option(None, help="paper: the paper's molecule study (tgsci/presets.py): its budget "
+                                                      "(20 steps x 3, 61 dockings, early stop after 5 steps without a better molecule)."),
     max_evaluations: Optional[int] = typer.Option(None, help="Docking budget (candidates)."),
     patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
     target_score: Optional[float] = typer.Option(None, help="Stop once the score is at or below this."),
@@ -195,7 +200,8 @@ def molecule(
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
     spec = {"kind": "molecule", "off_targets": list(off_target), "aggregation": aggregation,
-            "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers}
+            "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers,
+            "confirm_seeds": confirm_seeds, "confirm_top": confirm_top, **({"protocol": protocol} if protocol else {})}
     if goal:
         spec["goals"] = list(goal)
     if targets_file:
@@ -209,8 +215,9 @@ def molecule(
     for note in (objective.targets[objective.primary].preparation or {}).get("box", {}).get("notes", []):
         console.print(escape(f"note: {note}"))
     start_value = _start(objective.spec, start)
-    _run(objective, start_value, method, feedback, optimizer, steps, proposals, max_evaluations, patience or None, target_score, run_dir, seed,
-         stop_when)
+    budget = _budget(protocol, "molecule", method, steps, proposals, max_evaluations, patience, stop_when)
+    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
+         budget["patience"], target_score, run_dir, seed, budget["stop_when"])
 
 
 def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains, keep_waters,
@@ -268,18 +275,27 @@ def plan(
     objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
                             **({"protocol": protocol} if protocol else {})})
     start_value = _start(objective.spec, start)
+    budget = _budget(protocol, "plan", method, steps, proposals, max_evaluations, patience, stop_when)
+    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
+         budget["patience"], None, run_dir, seed, budget["stop_when"])
+
+
+def _budget(protocol, kind, method, steps, proposals, max_evaluations, patience, stop_when) -> dict:
+    """The run's budget: the options given, or the protocol's for this kind and method."""
     budget = {"steps": steps, "proposals": proposals, "max_evaluations": max_evaluations, "patience": patience or None, "stop_when": stop_when}
-    if protocol:  # the protocol's budget, for this method
+    if protocol:
         from .presets import protocol_budget
         from .proposers import canonical_method
 
-        preset = protocol_budget(protocol, canonical_method(method))
+        try:
+            preset = protocol_budget(protocol, canonical_method(method), kind)
+        except ValueError as exc:
+            _fail(str(exc))
         budget.update({"steps": preset["max_steps"], "proposals": preset.get("n_proposals", proposals),
                        "max_evaluations": preset.get("max_evaluations"), "patience": preset.get("patience"),
                        "stop_when": preset.get("stop_when")})
         console.print(f"protocol {protocol}: {budget}")
-    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
-         budget["patience"], None, run_dir, seed, budget["stop_when"])
+    return budget
 
 
 def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:

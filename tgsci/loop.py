@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from .engine import EngineError, Usage
 from .formats import validated
-from .objectives.base import Evaluation, Objective
+from .objectives.base import Confirmation, Confirms, Evaluation, Objective
 from .objectives.function import as_objective
 from .proposers import LoopState, Proposer, make_proposer
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
@@ -40,12 +40,13 @@ class OptimizationResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     run_dir: Optional[Path] = None
     references: list[tuple[str, Evaluation]] = field(default_factory=list)
+    confirmed: Optional[Confirmation] = None
 
     def summary(self, outputs: list[str] = ()) -> RunSummary:
         return RunSummary(
             start=self.start, best=self.best, steps=max((s.step for s in self.steps), default=0),
             evaluations=count_simulations(self.evaluations), stop_reason=self.stop_reason, usage=self.usage,
-            references=self.references, outputs=list(outputs),
+            references=self.references, outputs=list(outputs), confirmed=self.confirmed,
         )
 
 
@@ -176,6 +177,8 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
                                 record.path if record else None)
     if record is not None:
         result.references = objective.references()
+        if isinstance(objective, Confirms):
+            result.confirmed = objective.confirm(result)
         outputs = objective.write_outputs(record.path, result)
         record.finish(result.summary(outputs))
     return result

@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 from simulators.files import read_json, write_json_atomic
 
 from .engine import Usage
-from .objectives.base import Evaluation
+from .objectives.base import Confirmation, Evaluation
 from .optim import ProposalFailure
 from .version import __version__
 
@@ -100,11 +100,20 @@ class RunSummary:
     references: list[tuple[str, Evaluation]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     finished: bool = True
+    confirmed: Optional[Confirmation] = None  # best candidates and references re-simulated (objectives.base.Confirms)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["references"] = [{"name": name, **ev.to_dict()} for name, ev in self.references]
+        data["confirmed"] = self.confirmed.to_dict() if self.confirmed else None
         return data
+
+    @property
+    def compared(self) -> tuple[Optional[Evaluation], list[tuple[str, Evaluation]]]:
+        """(best, references) as reports compare them: the confirmed numbers when the run has them."""
+        if self.confirmed and self.confirmed.best is not None:
+            return self.confirmed.best, self.confirmed.references or self.references
+        return self.best, self.references
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunSummary":
@@ -114,6 +123,7 @@ class RunSummary:
             stop_reason=str(data.get("stop_reason") or ""), usage=Usage(**(data.get("usage") or {})),
             references=[(r["name"], Evaluation.from_dict(r)) for r in data.get("references") or []],
             outputs=list(data.get("outputs") or []), finished=bool(data.get("finished")),
+            confirmed=Confirmation.from_dict(data["confirmed"]) if data.get("confirmed") else None,
         )
 
 

@@ -113,6 +113,10 @@ class Domain:
         the start and the reference designs."""
         return []
 
+    def comparison_summary(self, rows: list[dict]) -> list[dict]:
+        """Rows of ``<comparison_file stem>_summary.csv`` over every run's comparison rows ([] for none)."""
+        return []
+
     def overview_rows(self, config: "RunConfig") -> list[tuple[str, str]]:
         """Extra (label, text) rows of the report's summary table."""
         return []

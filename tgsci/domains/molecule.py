@@ -21,6 +21,9 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
     constraints = ["no ester"]        # extra words for the LLM
     goals = ["vina<=-9", "qed>=0.6"]  # or tables {metric, op, value}: for stop_when = "all_goals_met"
     compare_references = true         # dock the target's approved drugs for comparison
+    confirm_seeds = 3                 # at the end, the best molecules and the drugs docked with 3 Vina seeds (1 = off)
+    confirm_top = 3                   #   how many of the run's best molecules
+    protocol = "paper"                # tgsci.presets: the paper's molecule study (its options; sweeps: its starts and budget)
     docking = {exhaustiveness = 8, seed = 974528263, cpu = 0, limits = {max_heavy_atoms = 60}}
     docking_workers = 0               # docking processes (0 = chosen from the cores, see simulators.docking.docking_layout)
     cache_dir = "~/.cache/tgsci"
@@ -46,7 +49,8 @@ class MoleculeDomain(Domain):
     subject = "target"
     subjects_key = "targets"
     option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
-                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file", "goals") + RECEPTOR_KEYS
+                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file", "goals", "confirm_seeds",
+                   "confirm_top", "protocol") + RECEPTOR_KEYS
     path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
     methods = ("tgd", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
@@ -61,6 +65,13 @@ class MoleculeDomain(Domain):
         from ..objectives.molecule import AGGREGATIONS
 
         out = dict(spec)
+        if out.get("protocol") is not None:
+            from ..presets import protocol
+
+            try:
+                out = {**protocol(out["protocol"], "molecule")["objective"], **out}  # the spec's own keys win
+            except (ValueError, TypeError) as exc:
+                raise SpecError(str(exc), "protocol") from None
         if out.get("receptor"):
             out.update(self._receptor(out))
         elif any(k in out for k in RECEPTOR_KEYS):
@@ -101,6 +112,10 @@ class MoleculeDomain(Domain):
 
             if not isinstance(out["scaffold"], str) or Chem.MolFromSmarts(out["scaffold"]) is None:
                 raise SpecError(f"cannot parse scaffold {out['scaffold']!r} as SMARTS/SMILES", "scaffold")
+        for key in ("confirm_seeds", "confirm_top"):
+            n = out.get(key, 1)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise SpecError(f"{key} must be an integer >= 1, not {n!r}", key)
         workers = out.get("docking_workers", 0)
         if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0):
             raise SpecError("docking_workers must be an integer >= 0 (0 = chosen from the cores)", "docking_workers")
@@ -202,7 +217,7 @@ class MoleculeDomain(Domain):
         weights = {target: 1.0} if not isinstance(target, dict) else dict(target)
         weights.update({t: -1.0 for t in spec["off_targets"]})
         options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references",
-                                        "cache_dir", "targets_file") if k in spec}
+                                        "cache_dir", "targets_file", "confirm_seeds", "confirm_top") if k in spec}
         return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 0),
                                  extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
@@ -246,6 +261,8 @@ class MoleculeDomain(Domain):
             rows = [{"approved drug": name, "molecule": molecule_image(ev.value, legend=name), **_columns(ev)}
                     for name, ev in run.references]
             sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
+        if run.summary is not None and run.summary.confirmed is not None:
+            sections.append(self._confirmed_section(run.summary.confirmed))
         valid = sorted(((s, c) for s, c in run.candidates() if c.valid), key=lambda sc: sc[1].score)
         shown = valid[:MAX_CANDIDATE_ROWS]
         rows = [{"rank": i + 1, "molecule": molecule_image(c.value, size=(200, 150)), "step": s, **_columns(c),
@@ -259,13 +276,76 @@ class MoleculeDomain(Domain):
                                           "<code>notebooks/molecule_design.ipynb</code> shows it in 3D.</p>"))
         return sections
 
+    @staticmethod
+    def _confirmed_section(confirmed) -> tuple[str, str]:
+        disagree = set(confirmed.disagree)
+        named = [(f"rank {i + 1}", c) for i, c in enumerate(confirmed.candidates)] + [(n, e) for n, e in confirmed.references]
+        rows = [{"": label, "molecule": molecule_image(ev.value, size=(200, 150)), "SMILES": ev.value, "score": ev.score,
+                 "score (1 seed)": ev.metrics.get("score_single"), "Vina (best of seeds)": ev.metrics.get("vina"),
+                 "Vina (1 seed)": ev.metrics.get("vina_single"), "spread": ev.metrics.get("vina_spread"),
+                 "seeds disagree": "yes" if ev.value in disagree else ""} for label, ev in named]
+        stays = confirmed.stays_best
+        verdict = ("the run's single-seed best is still the best" if stays else
+                   f"the confirmed best is {confirmed.best.value}, not the run's single-seed best") if stays is not None else ""
+        text = (f"<p>{confirmed.method}. The loop ranked on one seed; the drug comparison and the sweep tables use these "
+                f"numbers. After confirmation {verdict}.</p>")
+        return (f"Confirmed with {confirmed.repeats} Vina seeds", text + html_table(rows, raw=["molecule"]))
+
     def summary_values(self, best) -> dict:
         return {"best_vina": best.metrics.get("vina"), "best_qed": best.metrics.get("qed")}
+
+    comparison_file = "drug_table.csv"
+
+    def comparison_rows(self, run, label: str, context: bool = True) -> list[dict]:
+        """Per run, its best molecule (confirmed numbers when the run has them) against the target's
+        best approved drug (best Vina): whether it matches or beats the drug on both Vina and QED;
+        with ``context`` also each drug once."""
+        best, refs = run.summary.compared if run.summary else (None, [])
+        target = next(iter(run.config.objective.get("targets") or {"?": 1}))
+        valid = [(n, e) for n, e in refs if e.valid and "vina" in e.metrics]
+        drug = min(valid, key=lambda ne: ne[1].metrics["vina"]) if valid else None
+        rows = []
+        if context:
+            rows += [{"target": target, "design": f"{n} (approved drug)", "smiles": e.value, "vina": e.metrics.get("vina"),
+                      "qed": e.metrics.get("qed"), "score": e.score} for n, e in valid]
+        if best is not None and best.valid:
+            m = best.metrics
+            both = drug is not None and m.get("vina") is not None and m["vina"] <= drug[1].metrics["vina"] and m["qed"] >= drug[1].metrics["qed"]
+            rows.append({"target": target, "design": label, "smiles": best.value, "vina": m.get("vina"), "qed": m.get("qed"),
+                         "score": best.score, "best_drug": drug[0] if drug else None,
+                         "best_drug_vina": drug[1].metrics["vina"] if drug else None,
+                         "best_drug_qed": drug[1].metrics.get("qed") if drug else None,
+                         "matches_or_beats_drug_on_both": both if drug else None})
+        return rows
+
+    def comparison_summary(self, rows: list[dict]) -> list[dict]:
+        """Per method: on how many targets with a drug its best molecule (over starts and seeds)
+        matches or beats the best drug on both Vina and QED (the paper's comparison)."""
+        best: dict[tuple[str, str], dict] = {}
+        for r in rows:
+            if r.get("best_drug") is None:
+                continue
+            key = (r["design"].split(" ")[0], r["target"])
+            if key not in best or r["score"] < best[key]["score"]:
+                best[key] = r
+        out = []
+        for method in sorted({m for m, _ in best}):
+            mine = [r for (m, _), r in best.items() if m == method]
+            wins = [r["target"] for r in mine if r["matches_or_beats_drug_on_both"]]
+            out.append({"method": method, "targets_with_a_drug": len(mine), "matches_or_beats_on_both": len(wins),
+                        "fraction": round(len(wins) / len(mine), 3) if mine else None, "targets": " ".join(sorted(wins))})
+        return out
 
     result_columns = {"Vina kcal/mol": ("vina", ".1f"), "QED": ("qed", ".2f")}
 
     def result_rows(self, result, objective) -> list:
-        return super().result_rows(result, objective) + [(f"{n} (drug)", e) for n, e in result.references]
+        rows = super().result_rows(result, objective)
+        confirmed = result.confirmed
+        if confirmed is None:
+            return rows + [(f"{n} (drug)", e) for n, e in result.references]
+        if confirmed.best is not None:
+            rows.append((f"best, {confirmed.repeats} seeds", confirmed.best))
+        return rows + [(f"{n} (drug, {confirmed.repeats} seeds)", e) for n, e in confirmed.references]
 
 
 MAX_CANDIDATE_ROWS = 60

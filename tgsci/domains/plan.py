@@ -49,8 +49,8 @@ class PlanDomain(Domain):
         if out.get("protocol") is not None:
             from ..presets import PROTOCOLS
 
-            if out["protocol"] not in PROTOCOLS:
-                raise SpecError(f"unknown protocol {out['protocol']!r}; choose one of: {', '.join(PROTOCOLS)}", "protocol")
+            if out["protocol"] not in PROTOCOLS["plan"]:
+                raise SpecError(f"unknown protocol {out['protocol']!r}; choose one of: {', '.join(PROTOCOLS['plan'])}", "protocol")
         for key in ("check_memory", "use_result_cache", "progress"):
             if key in out and not isinstance(out[key], bool):
                 raise SpecError(f"{key} must be true or false", key)
@@ -125,7 +125,7 @@ class PlanDomain(Domain):
             if spec.get("protocol"):
                 from ..presets import protocol
 
-                return canonical_weights({n: protocol(spec["protocol"])["start_weight"] for n in case.objective_names})
+                return canonical_weights({n: protocol(spec["protocol"], "plan")["start_weight"] for n in case.objective_names})
             return canonical_weights(case.start_weights())
         try:
             return parse_weights(case, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Protocol, runtime_checkable
 
 from .. import prompts
 from ..formats import ValueFormat, validated
@@ -49,6 +49,50 @@ class Evaluation:
     @classmethod
     def from_dict(cls, data: dict) -> "Evaluation":
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class Confirmation:
+    """The best candidates and the references simulated again with independent repeats (Vina
+    seeds): the loop ranks on one simulation, the reports and the drug comparison read these.
+
+    ``candidates`` keep the loop's order (its single-run best first); each confirmed evaluation
+    holds the confirmed numbers in ``metrics`` beside the single run's (see the objective)."""
+
+    method: str  # in words, e.g. "Vina, best of 3 seeds (974528263, 974528264, 974528265)"
+    repeats: int
+    candidates: list[Evaluation] = field(default_factory=list)
+    references: list[tuple[str, Evaluation]] = field(default_factory=list)
+    disagree: list[str] = field(default_factory=list)  # values whose repeats disagree beyond the objective's threshold
+
+    @property
+    def best(self) -> Optional[Evaluation]:
+        valid = [c for c in self.candidates if c.valid]
+        return min(valid, key=lambda c: c.score) if valid else None
+
+    @property
+    def stays_best(self) -> Optional[bool]:
+        """Whether the single run's best is still the best after confirmation (None: nothing confirmed)."""
+        best = self.best
+        return None if best is None else best.value == self.candidates[0].value
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "repeats": self.repeats, "candidates": [c.to_dict() for c in self.candidates],
+                "references": [{"name": n, **e.to_dict()} for n, e in self.references], "disagree": list(self.disagree)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Confirmation":
+        return cls(str(data.get("method", "")), int(data.get("repeats") or 0),
+                   [Evaluation.from_dict(c) for c in data.get("candidates") or []],
+                   [(r["name"], Evaluation.from_dict(r)) for r in data.get("references") or []],
+                   [str(v) for v in data.get("disagree") or []])
+
+
+@runtime_checkable
+class Confirms(Protocol):
+    """Capability: re-simulate a finished run's best candidates and references with repeats."""
+
+    def confirm(self, result) -> Optional[Confirmation]: ...
 
 
 class Objective:

@@ -73,12 +73,16 @@ class MoleculeObjective(Objective):
         simulators: Optional[dict] = None,
         targets_file: Optional[str] = None,
         goals: tuple = (),
+        confirm_seeds: int = 3,
+        confirm_top: int = 3,
     ) -> None:
         """``target``: a name (DOCKSTRING's, or of ``targets_file``), a ``Target`` (your own receptor:
         ``simulators.targets.target_from_files``), or {name or Target: weight} for selectivity.
         ``simulators``: {target name: object with ``evaluate(smiles) -> list[Measurement]``} to use
         instead of Vina docking for those targets (tests, or a docking program of your own).
-        ``goals``: e.g. ``["vina<=-9", "qed>=0.6"]`` (or dicts): shown to the LLM, checked by ``goals_met``."""
+        ``goals``: e.g. ``["vina<=-9", "qed>=0.6"]`` (or dicts): shown to the LLM, checked by ``goals_met``.
+        ``confirm_seeds``/``confirm_top``: at the end of a run, the ``confirm_top`` best molecules and the
+        approved drugs are docked with this many Vina seeds (1 = off; see ``molecule_confirm``)."""
         from simulators.docking import DockingSettings
         from simulators.targets import Target
 
@@ -114,6 +118,10 @@ class MoleculeObjective(Objective):
         self.max_mol_weight = max_mol_weight
         self.extra_constraints = tuple(extra_constraints)
         self.n_workers = n_workers
+        for key, n in (("confirm_seeds", confirm_seeds), ("confirm_top", confirm_top)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"{key} must be an integer >= 1, not {n!r}")
+        self.confirm_seeds, self.confirm_top = confirm_seeds, confirm_top
         self.compare_references = compare_references
         self._simulators: dict = {(self.targets[t].name if t in self.targets else self._known(t).name): sim
                                   for t, sim in (simulators or {}).items()}
@@ -274,6 +282,12 @@ class MoleculeObjective(Objective):
         valid = [(n, e) for n, e in self.references() if e.valid]
         return min(valid, key=lambda ne: ne[1].score) if valid else None
 
+    def confirm(self, result):
+        """The run's best molecules and the drugs re-docked with ``confirm_seeds`` seeds (``Confirms``)."""
+        from .molecule_confirm import confirm_molecules
+
+        return confirm_molecules(self, result)
+
     # ------------------------------------------------------------------ words
     def summarize(self, ev: Evaluation) -> str:
         if not ev.valid:
@@ -380,6 +394,9 @@ class MoleculeObjective(Objective):
                     for n, e in result.references]
         write_text_atomic(run_dir / "references.csv", csv_text(ref_rows, ["name", "smiles", "score", "vina", "qed", "error"]))
         files = ["molecules.csv", "references.csv"]
+        if result.confirmed is not None:
+            write_text_atomic(run_dir / "confirmed.csv", confirmed_csv(result.confirmed))
+            files.append("confirmed.csv")
         if self.aggregation != "qed":
             files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":
@@ -414,3 +431,19 @@ class MoleculeObjective(Objective):
         for sim in self._simulators.values():
             sim.close()
         self._simulators = {}
+
+
+CONFIRMED_COLUMNS = ["kind", "name", "smiles", "score", "seeds_disagree", "score_single", "vina", "vina_single", "vina_spread", "qed"]
+
+
+def confirmed_csv(confirmed) -> str:
+    """confirmed.csv: per confirmed molecule (candidates in the loop's order, then the drugs) the
+    confirmed and the single-seed numbers and each seed's Vina."""
+    seeds = [f"vina_seed{k + 1}" for k in range(confirmed.repeats)]
+    disagree = set(confirmed.disagree)
+    named = [("candidate", f"rank {i + 1} of the run", c) for i, c in enumerate(confirmed.candidates)]
+    named += [("approved drug", n, e) for n, e in confirmed.references]
+    rows = [{"kind": kind, "name": name, "smiles": ev.value, "score": ev.score, "seeds_disagree": ev.value in disagree,
+             **{k: ev.metrics.get(k) for k in [*CONFIRMED_COLUMNS[5:], *seeds] if k in ev.metrics}}
+            for kind, name, ev in named]
+    return csv_text(rows, CONFIRMED_COLUMNS + seeds)

@@ -74,8 +74,8 @@ def _value(ev, metric: str):
 def run_columns(domain: Domain) -> list[str]:
     return ["name", "kind", domain.subject, "start", "seed", "method", "status", "best_score", domain.value_column,
             *domain.summary_columns, "steps", "evaluations", "stop_reason", "prompt_tokens", "completion_tokens", "tokens",
-            "llm_calls", "cost_usd", "wall_s", "simulations", "attempts", "failures", "auc_top10",
-            f"ref_best_{_ref_metric(domain)}", "error"]
+            "llm_calls", "cost_usd", "wall_s", "simulations", "attempts", "failures", "auc_top10", "auc_top5",
+            "auc_top5_vs_ref", f"ref_best_{_ref_metric(domain)}", "confirmed_repeats", "single_best_stays_best", "error"]
 
 
 def subject_columns(domain: Domain) -> list[str]:
@@ -136,16 +136,26 @@ def _run_row(out: Path, run: dict, status_entry: dict, domain: Domain) -> tuple[
         "wall_s": round(wall, 2) if attempts else None,
         "simulations": sum(int(a.get("simulations") or 0) for a in attempts) if attempts else None,
         "attempts": max(int(status_entry.get("attempts", 0)), len(attempts)), "failures": status_entry.get("failures", 0),
-        "auc_top10": None, f"ref_best_{_ref_metric(domain)}": None, "error": error,
+        "auc_top10": None, "auc_top5": None, "auc_top5_vs_ref": None, f"ref_best_{_ref_metric(domain)}": None, "confirmed_repeats": None, "single_best_stays_best": None,
+        "error": error,
     }
+    references = record.references if record is not None else []
     if status == "finished":
-        best = record.summary.best
+        best, references = record.summary.compared  # the confirmed numbers when the run has them
+        confirmed = record.summary.confirmed
+        if confirmed is not None:
+            row.update(confirmed_repeats=confirmed.repeats, single_best_stays_best=confirmed.stays_best)
         row.update(best_score=best.score, steps=record.summary.steps, evaluations=record.summary.evaluations,
                    **{domain.value_column: best.value}, **domain.summary_values(best))
         scores = [c.score for r in record.steps for c in r.candidates if c.simulated]
         auc = top_k_auc(scores, _budget_size(run["budget"]))
         row["auc_top10"] = round(auc, 4) if auc is not None else None
-    return row, (record.references if record is not None else [])
+        auc5 = top_k_auc(scores, _budget_size(run["budget"]), k=5)
+        row["auc_top5"] = round(auc5, 4) if auc5 is not None else None
+        ref_scores = [e.score for _, e in references if e.valid]
+        if auc5 is not None and ref_scores and min(ref_scores) < 0:  # scaled by the best reference's score: 1 = as good
+            row["auc_top5_vs_ref"] = round(auc5 / min(ref_scores), 4)
+    return row, references
 
 
 def report_sweep(out_dir, plot: bool = True) -> SweepReport:
@@ -192,6 +202,11 @@ def report_sweep(out_dir, plot: bool = True) -> SweepReport:
     if comparison:
         report.paths[domain.comparison_file] = out / domain.comparison_file
         write_text_atomic(out / domain.comparison_file, csv_text(comparison))
+        summary = domain.comparison_summary(comparison)
+        if summary:
+            name = domain.comparison_file.replace(".csv", "_summary.csv")
+            report.paths[name] = out / name
+            write_text_atomic(out / name, csv_text(summary))
     if plot:
         report.paths["summary.png"] = plot_sweep(rows, best_ref, domain, out / "summary.png", title=sweep.get("name") or out.name)
     return report

@@ -154,6 +154,16 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
         subjects = domain.subjects(sweep[domain.subjects_key], options, base)
     except SpecError as exc:
         raise SpecError(f"{where.at('sweep', domain.subjects_key)}: {exc}") from None
+    preset = None
+    if sweep.get("protocol") is not None:
+        from ..presets import protocol
+
+        try:
+            preset = protocol(sweep["protocol"], kind)
+        except ValueError as exc:
+            raise SpecError(f"{where.at('sweep', 'protocol')}: {exc}") from None
+    if "starts" not in sweep and preset is not None and "starts" in preset:
+        sweep = {**sweep, "starts": list(preset["starts"])}  # the protocol's starts
     if kind == "molecule" and "starts" not in sweep:
         raise SpecError(f"{source}: missing key sweep.starts (a list of starting SMILES)")
     starts = _str_list(sweep.get("starts", ["default"]), "sweep.starts", where)
@@ -161,12 +171,10 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
     budget = {**BUDGET_DEFAULTS, **data.get("budget", {})}
     _check_budget(budget, where)
     budgets = {m: dict(budget) for m in methods}
-    if sweep.get("protocol") is not None:
-        from ..presets import PROTOCOLS, protocol_budget
+    if preset is not None:
+        from ..presets import protocol_budget
 
-        if sweep["protocol"] not in PROTOCOLS:
-            raise SpecError(f"{where.at('sweep', 'protocol')}: unknown protocol {sweep['protocol']!r}; choose one of: {', '.join(PROTOCOLS)}")
-        budgets = {m: {**budget, **protocol_budget(sweep["protocol"], m)} for m in methods}
+        budgets = {m: {**budget, **protocol_budget(sweep["protocol"], m, kind)} for m in methods}
     engine = dict(data.get("engine", {}))
     for key, value in engine.items():
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):

@@ -1,0 +1,53 @@
+"""The paper's molecule study: the protocol preset, the per-target table against the approved drugs."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from tgsci.domains import SpecError, get_domain
+from tgsci.objectives.base import Confirmation, Evaluation
+from tgsci.presets import protocol
+from tgsci.record import RunSummary
+from tgsci.sweep.spec import parse_spec
+
+
+def test_the_paper_protocol_gives_molecule_sweeps_their_starts_budget_and_confirmation(tmp_path):
+    spec = parse_spec({"sweep": {"kind": "molecule", "targets": ["PPARA", "JAK2"], "methods": ["tgd", "random"], "protocol": "paper"},
+                       "resources": {"cache_dir": str(tmp_path)}})
+    assert spec.starts == ["c1ccccc1", "c1ccncc1", "Oc1ccccc1"] and len(spec.expand()) == 2 * 3 * 2
+    assert all(b["max_evaluations"] == 61 and b["patience"] == 5 and b["n_proposals"] == 3 for b in spec.budgets.values())
+    assert spec.objectives["JAK2"]["confirm_seeds"] == 3 and spec.objectives["JAK2"]["aggregation"] == "dockstring"
+    own = parse_spec({"sweep": {"kind": "molecule", "targets": ["PPARA"], "protocol": "paper", "starts": ["CCO"], "method": "tgd"},
+                      "objective": {"confirm_seeds": 1}, "resources": {"cache_dir": str(tmp_path)}})
+    assert own.starts == ["CCO"] and own.objectives["PPARA"]["confirm_seeds"] == 1  # the sweep's own keys win
+    with pytest.raises(SpecError, match="unknown protocol 'nature' for kind 'molecule'; choose one of: paper"):
+        parse_spec({"sweep": {"kind": "molecule", "targets": ["PPARA"], "protocol": "nature", "method": "tgd"}})
+    assert protocol("paper", "plan")["start_weight"] == 100.0  # the plan preset is untouched
+
+
+def _run(target: str, best: dict, drugs: dict, confirmed: bool = False):
+    ev = Evaluation("C" * len(best), best["score"], {"vina": best["vina"], "qed": best["qed"]})
+    refs = [(n, Evaluation(n, d["score"], {"vina": d["vina"], "qed": d["qed"]})) for n, d in drugs.items()]
+    summary = RunSummary(start=ev, best=ev, steps=1, evaluations=1, stop_reason="max_steps", references=refs)
+    if confirmed:  # the confirmed best is 0.5 kcal/mol better than the single seed said
+        better = Evaluation(ev.value, ev.score - 0.5, {"vina": best["vina"] - 0.5, "qed": best["qed"]})
+        summary.confirmed = Confirmation("test", 3, [better], refs)
+    return SimpleNamespace(summary=summary, config=SimpleNamespace(objective={"targets": {target: 1.0}}))
+
+
+def test_the_drug_table_says_where_a_method_matches_or_beats_the_best_drug_on_both():
+    domain = get_domain("molecule")
+    drugs = {"weak": {"vina": -7.0, "qed": 0.9, "score": -6.0}, "strong": {"vina": -9.0, "qed": 0.5, "score": -4.0}}
+    rows = []
+    rows += domain.comparison_rows(_run("T1", {"vina": -9.2, "qed": 0.6, "score": -5.2}, drugs), "tgd seed 0 start 0")
+    rows += domain.comparison_rows(_run("T1", {"vina": -8.0, "qed": 0.8, "score": -6.0}, drugs), "random seed 0 start 0", context=False)
+    rows += domain.comparison_rows(_run("T2", {"vina": -8.6, "qed": 0.7, "score": -5.6}, drugs, confirmed=True), "tgd seed 0 start 0")
+    rows += domain.comparison_rows(_run("T2", {"vina": -8.6, "qed": 0.4, "score": -2.6}, drugs), "random seed 0 start 0", context=False)
+    assert [r["design"] for r in rows[:2]] == ["weak (approved drug)", "strong (approved drug)"]
+    tgd_t1 = next(r for r in rows if r["target"] == "T1" and r["design"].startswith("tgd"))
+    assert tgd_t1["best_drug"] == "strong" and tgd_t1["matches_or_beats_drug_on_both"] is True  # -9.2 <= -9.0 and 0.6 >= 0.5
+    tgd_t2 = next(r for r in rows if r["target"] == "T2" and r["design"].startswith("tgd"))
+    assert tgd_t2["vina"] == -9.1 and tgd_t2["matches_or_beats_drug_on_both"] is True  # confirmed: -8.6 - 0.5
+    summary = {r["method"]: r for r in domain.comparison_summary(rows)}
+    assert summary["tgd"]["fraction"] == 1.0 and summary["tgd"]["targets"] == "T1 T2"
+    assert summary["random"]["matches_or_beats_on_both"] == 0 and summary["random"]["targets_with_a_drug"] == 2
