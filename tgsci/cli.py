@@ -187,6 +187,9 @@ def molecule(
     confirm_seeds: int = typer.Option(3, min=1, help="At the end, dock the best molecules and the approved drugs with this many "
                                                      "Vina seeds; reports use the best of the seeds (1 = off)."),
     confirm_top: int = typer.Option(3, min=1, help="How many of the run's best molecules --confirm-seeds docks again."),
+    objectives: Optional[str] = typer.Option(None, help="Pareto mode: a front of these metrics instead of one score, e.g. vina,qed,sa."),
+    reference_point: Optional[str] = typer.Option(None, help="Pareto mode: the hypervolume's reference point, e.g. vina=0,qed=0,sa=10 "
+                                                             "(the default)."),
     protocol: Optional[str] = typer.Option(None, help="paper: the paper's molecule study (tgsci/presets.py): its budget "
                                                       "(20 steps x 3, 61 dockings, early stop after 5 steps without a better molecule)."),
     max_evaluations: Optional[int] = typer.Option(None, help="Docking budget (candidates)."),
@@ -204,6 +207,10 @@ def molecule(
             "confirm_seeds": confirm_seeds, "confirm_top": confirm_top, **({"protocol": protocol} if protocol else {})}
     if goal:
         spec["goals"] = list(goal)
+    if objectives:
+        spec["objectives"] = objectives
+    if reference_point:
+        spec["reference_point"] = _pairs(reference_point, "--reference-point")
     if targets_file:
         spec["targets_file"] = str(targets_file)
     if receptor:
@@ -218,6 +225,18 @@ def molecule(
     budget = _budget(protocol, "molecule", method, steps, proposals, max_evaluations, patience, stop_when)
     _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
          budget["patience"], target_score, run_dir, seed, budget["stop_when"])
+
+
+def _pairs(text: str, option: str) -> dict:
+    """``a=1,b=2`` as {"a": 1.0, "b": 2.0}; a clear error for anything else."""
+    out = {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            _fail(f"{option}: {item!r} is not name=number (e.g. vina=0,qed=0,sa=10)")
+    return out
 
 
 def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains, keep_waters,

@@ -20,9 +20,10 @@ from typing import Callable, Optional
 
 from .engine import EngineError, Usage
 from .formats import validated
-from .objectives.base import Confirmation, Confirms, Evaluation, Objective
+from .objectives.base import Confirmation, Confirms, Evaluation, Objective, Pareto
 from .objectives.function import as_objective
 from .proposers import LoopState, Proposer, make_proposer
+from .pareto import ParetoTracker
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
 from .run_lock import run_lock
 
@@ -41,12 +42,13 @@ class OptimizationResult:
     run_dir: Optional[Path] = None
     references: list[tuple[str, Evaluation]] = field(default_factory=list)
     confirmed: Optional[Confirmation] = None
+    pareto: Optional[dict] = None  # Pareto mode: axes, reference point, hypervolume, the front's values, the knee
 
     def summary(self, outputs: list[str] = ()) -> RunSummary:
         return RunSummary(
             start=self.start, best=self.best, steps=max((s.step for s in self.steps), default=0),
             evaluations=count_simulations(self.evaluations), stop_reason=self.stop_reason, usage=self.usage,
-            references=self.references, outputs=list(outputs), confirmed=self.confirmed,
+            references=self.references, outputs=list(outputs), confirmed=self.confirmed, pareto=self.pareto,
         )
 
 
@@ -128,8 +130,11 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
         timings = {"simulate_s": start_eval.seconds, "references_s": time.perf_counter() - t0}
         _emit(record, steps, callback, StepRecord(0, start_eval, start_eval, [start_eval], timings=timings, time=time.time()))
 
+    tracker = ParetoTracker(objective) if isinstance(objective, Pareto) and objective.pareto_axes() else None
+    if tracker is not None:  # Pareto mode: the knee of the front is the best, a larger hypervolume an improvement
+        state.best = tracker.update(state.evaluations)[0] or state.best
     stop_reason = record.summary.stop_reason if record is not None and record.finished else None
-    stale = _stale_steps(steps, min_improvement)
+    stale = _stale_steps(steps, min_improvement, tracker)
     engine_errors = 0
     while stop_reason is None:
         stop_reason = _should_stop(state, budget, stale)
@@ -166,6 +171,11 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
             if not state.best.valid or state.current.score < state.best.score:
                 state.best = state.current
         improved = state.best.valid and (previous_best is None or state.best.score < previous_best - min_improvement)
+        if tracker is not None:
+            previous_hv = tracker.hv
+            knee, hv = tracker.update(state.evaluations)
+            state.best = knee or state.best
+            improved = hv > previous_hv + min_improvement
         stale = 0 if improved else stale + 1
         usage.add(proposal.usage)
         _emit(record, steps, callback, StepRecord(
@@ -175,6 +185,8 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
 
     result = OptimizationResult(state.best, state.start, steps, stop_reason, usage, state.evaluations,
                                 record.path if record else None)
+    if tracker is not None:
+        result.pareto = tracker.summary(state.evaluations)
     if record is not None:
         result.references = objective.references()
         if isinstance(objective, Confirms):
@@ -201,11 +213,12 @@ def _emit(record: Optional[RunRecord], steps: list[StepRecord], callback, step: 
         callback(step)
 
 
-def _stale_steps(steps: list[StepRecord], min_improvement: float) -> int:
-    """Steps since the best score last improved (by more than ``min_improvement``)."""
+def _stale_steps(steps: list[StepRecord], min_improvement: float, tracker: Optional[ParetoTracker] = None) -> int:
+    """Steps since the best score (Pareto mode: the hypervolume) last improved (by more than ``min_improvement``)."""
     stale, best = 0, None
-    for rec in steps:
-        score = rec.best.score if rec.best.valid else None
+    curve = tracker.curve(steps) if tracker is not None else None
+    for i, rec in enumerate(steps):
+        score = (-curve[i] if curve[i] > 0 else None) if curve is not None else (rec.best.score if rec.best.valid else None)
         if score is not None and (best is None or score < best - min_improvement):
             best, stale = score, 0
         elif rec.step > 0 and not rec.error:  # a step the LLM failed proposed nothing: not a stale step (as live)

@@ -64,3 +64,59 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     with atomic_writer(path) as handle:
         fig.savefig(handle, dpi=dpi, format="png")
     return Path(path)
+
+
+def plot_front(evaluations: list, members: list, axes: list, path: Path, references=(), knee=None, title: str = "") -> Path:
+    """The Pareto front: every valid candidate faded, the front's members solid and joined, the knee
+    circled, references (approved drugs) as black stars. Two metrics: one scatter; three: the three
+    pairwise panels (a member of the 3-D front may look dominated in one pair: the legend says so)."""
+    from itertools import combinations
+
+    pairs = list(combinations(range(len(axes)), 2))
+    fig = new_figure((4.4 * len(pairs), 4.0))
+    panels = fig.subplots(1, len(pairs), squeeze=False)[0]
+    on_front = {m.value for m in members}
+    valid = [e for e in evaluations if e.valid and all(e.metrics.get(a.metric) is not None for a in axes)]
+    for ax, (i, j) in zip(panels, pairs):
+        xi, yj = axes[i], axes[j]
+        rest = [e for e in valid if e.value not in on_front]
+        ax.scatter([e.metrics[xi.metric] for e in rest], [e.metrics[yj.metric] for e in rest], s=14, color="tab:blue",
+                   alpha=0.25, label="dominated")
+        front_pts = sorted((m.metrics[xi.metric], m.metrics[yj.metric]) for m in members)
+        ax.plot([p[0] for p in front_pts], [p[1] for p in front_pts], "o-", color="tab:red", ms=5, lw=1, label="Pareto front")
+        if knee is not None and knee.valid:
+            ax.scatter([knee.metrics[xi.metric]], [knee.metrics[yj.metric]], s=140, facecolors="none", edgecolors="black",
+                       linewidths=1.5, label="knee", zorder=5)
+        refs = [(n, e) for n, e in references if e.valid and all(e.metrics.get(a.metric) is not None for a in (xi, yj))]
+        if refs:
+            ax.scatter([e.metrics[xi.metric] for _, e in refs], [e.metrics[yj.metric] for _, e in refs], marker="*", s=110,
+                       color="black", label="approved drugs", zorder=4)
+            for n, e in refs:
+                ax.annotate(n, (e.metrics[xi.metric], e.metrics[yj.metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for a, setter in ((xi, ax.set_xlabel), (yj, ax.set_ylabel)):
+            setter(f"{a.label}{' (' + a.unit + ')' if a.unit else ''}, {'lower' if a.direction == 'min' else 'higher'} is better")
+        ax.grid(alpha=0.3)
+    panels[0].legend(fontsize=7, loc="best")
+    if len(axes) > 2:
+        fig.text(0.01, 0.01, "front of all three metrics: in one pair a member can look dominated", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_hypervolume(curves: dict, path: Path, reference: str = "", title: str = "") -> Path:
+    """Hypervolume after each step, one line per run or method ({label: [hv per step]})."""
+    fig = new_figure((5.2, 3.8))
+    ax = fig.subplots()
+    for label, curve in curves.items():
+        ax.plot(range(len(curve)), curve, marker="o", ms=3, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("hypervolume (higher is better)")
+    if reference:
+        ax.set_title(f"reference point: {reference}", fontsize=8)
+    if len(curves) > 1:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

@@ -101,6 +101,7 @@ class RunSummary:
     outputs: list[str] = field(default_factory=list)
     finished: bool = True
     confirmed: Optional[Confirmation] = None  # best candidates and references re-simulated (objectives.base.Confirms)
+    pareto: Optional[dict] = None  # Pareto mode (tgsci.pareto.ParetoTracker.summary)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -124,6 +125,7 @@ class RunSummary:
             references=[(r["name"], Evaluation.from_dict(r)) for r in data.get("references") or []],
             outputs=list(data.get("outputs") or []), finished=bool(data.get("finished")),
             confirmed=Confirmation.from_dict(data["confirmed"]) if data.get("confirmed") else None,
+            pareto=data["pareto"] if isinstance(data.get("pareto"), dict) else None,
         )
 
 

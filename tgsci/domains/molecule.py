@@ -23,6 +23,8 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
     compare_references = true         # dock the target's approved drugs for comparison
     confirm_seeds = 3                 # at the end, the best molecules and the drugs docked with 3 Vina seeds (1 = off)
     confirm_top = 3                   #   how many of the run's best molecules
+    objectives = ["vina", "qed", "sa"]  # Pareto mode: the front of these (two or three) instead of one score
+    reference_point = {vina = 0, qed = 0, sa = 10}   # of the hypervolume (these are the defaults)
     protocol = "paper"                # tgsci.presets: the paper's molecule study (its options; sweeps: its starts and budget)
     docking = {exhaustiveness = 8, seed = 974528263, cpu = 0, limits = {max_heavy_atoms = 60}}
     docking_workers = 0               # docking processes (0 = chosen from the cores, see simulators.docking.docking_layout)
@@ -50,7 +52,7 @@ class MoleculeDomain(Domain):
     subjects_key = "targets"
     option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
                    "compare_references", "docking", "docking_workers", "cache_dir", "targets_file", "goals", "confirm_seeds",
-                   "confirm_top", "protocol") + RECEPTOR_KEYS
+                   "confirm_top", "protocol", "objectives", "reference_point") + RECEPTOR_KEYS
     path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
     methods = ("tgd", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
@@ -116,6 +118,8 @@ class MoleculeDomain(Domain):
             n = out.get(key, 1)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise SpecError(f"{key} must be an integer >= 1, not {n!r}", key)
+        if out.get("objectives") is not None or out.get("reference_point") is not None:
+            out.update(self._pareto(out))
         workers = out.get("docking_workers", 0)
         if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0):
             raise SpecError("docking_workers must be an integer >= 0 (0 = chosen from the cores)", "docking_workers")
@@ -123,6 +127,26 @@ class MoleculeDomain(Domain):
             raise SpecError("cache_dir must be a path string", "cache_dir")
         out["docking"] = self._docking(out.get("docking") or {})
         return out
+
+    @staticmethod
+    def _pareto(spec: dict) -> dict:
+        from ..objectives.molecule_pareto import pareto_axes
+
+        names = spec.get("objectives") or []
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise SpecError('objectives must be a list of metric names, e.g. ["vina", "qed", "sa"]', "objectives")
+        reference = spec.get("reference_point") or {}
+        if not isinstance(reference, dict):
+            raise SpecError("reference_point must be a table, e.g. {vina = 0, qed = 0, sa = 10}", "reference_point")
+        if reference and not names:
+            raise SpecError("reference_point is for Pareto mode: give objectives too", "reference_point")
+        try:
+            axes, point = pareto_axes(names, reference, spec.get("aggregation", "dockstring"))
+        except ValueError as exc:
+            raise SpecError(str(exc), "reference_point" if str(exc).startswith("reference point") else "objectives") from None
+        return {"objectives": [a.metric for a in axes], "reference_point": dict(zip((a.metric for a in axes), point))}
 
     def _name(self, name: str, key: str, targets_file: Optional[str] = None) -> str:
         """The target's name, its receptor prepared now (cached) when it is a file: errors come before any docking."""
@@ -217,7 +241,8 @@ class MoleculeDomain(Domain):
         weights = {target: 1.0} if not isinstance(target, dict) else dict(target)
         weights.update({t: -1.0 for t in spec["off_targets"]})
         options = {k: spec[k] for k in ("aggregation", "qed_weight", "scaffold", "max_mol_weight", "compare_references",
-                                        "cache_dir", "targets_file", "confirm_seeds", "confirm_top") if k in spec}
+                                        "cache_dir", "targets_file", "confirm_seeds", "confirm_top",
+                                        "objectives", "reference_point") if k in spec}
         return MoleculeObjective(weights, docking=settings, n_workers=spec.get("docking_workers", 0),
                                  extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
@@ -261,6 +286,8 @@ class MoleculeDomain(Domain):
             rows = [{"approved drug": name, "molecule": molecule_image(ev.value, legend=name), **_columns(ev)}
                     for name, ev in run.references]
             sections.append(("Approved drugs, docked with the same settings", html_table(rows, raw=["molecule"])))
+        if run.summary is not None and run.summary.pareto is not None:
+            sections.append(self._front_section(run))
         if run.summary is not None and run.summary.confirmed is not None:
             sections.append(self._confirmed_section(run.summary.confirmed))
         valid = sorted(((s, c) for s, c in run.candidates() if c.valid), key=lambda sc: sc[1].score)
@@ -275,6 +302,30 @@ class MoleculeDomain(Domain):
                                           "the receptor came from and how it was prepared); "
                                           "<code>notebooks/molecule_design.ipynb</code> shows it in 3D.</p>"))
         return sections
+
+    @staticmethod
+    def _front_section(run) -> tuple[str, str]:
+        import csv
+
+        from ..html import png_file
+
+        pareto = run.summary.pareto
+        axes = ", ".join(a["label"] for a in pareto["axes"])
+        reference = ", ".join(f"{a['label']} {r:g}" for a, r in zip(pareto["axes"], pareto["reference"]))
+        parts = [f"<p>Pareto mode on {axes}: {len(pareto['front'])} molecules on the front (loop's single-seed numbers), "
+                 f"hypervolume {pareto['hypervolume']:.3g} against the reference point ({reference}); knee: "
+                 f"<code>{pareto.get('knee') or '-'}</code>. The figure and table below use the confirmed numbers where the "
+                 "run has them.</p>"]
+        for name in ("front.png", "hypervolume.png"):
+            if (run.path / name).is_file():
+                parts.append(png_file(run.path / name, name))
+        if (run.path / "front.csv").is_file():
+            with open(run.path / "front.csv", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            for r in rows:
+                r["molecule"] = molecule_image(r["smiles"], size=(200, 150))
+            parts.append(html_table(rows, raw=["molecule"]))
+        return ("Pareto front", "".join(parts))
 
     @staticmethod
     def _confirmed_section(confirmed) -> tuple[str, str]:

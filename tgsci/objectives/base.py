@@ -95,6 +95,18 @@ class Confirms(Protocol):
     def confirm(self, result) -> Optional[Confirmation]: ...
 
 
+@runtime_checkable
+class Pareto(Protocol):
+    """Capability: an objective in Pareto mode (``tgsci.pareto``): the metrics laid out as a front
+    instead of one weighted score, the reference point of the hypervolume, and the front shown to it."""
+
+    def pareto_axes(self) -> list: ...
+
+    def reference_point(self) -> list[float]: ...
+
+    def see_front(self, members: list[Evaluation]) -> None: ...
+
+
 class Objective:
     """Base class; subclasses set the attributes and implement validate/evaluate/verbalize/summarize."""
 

@@ -21,6 +21,7 @@ from ..formats import ValueFormat
 from ..tables import csv_text
 from .base import Evaluation, InvalidCandidate, Objective
 from .molecule_goals import goal_met, goal_text, parse_goal
+from .molecule_pareto import front_text, pareto_axes
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
@@ -75,6 +76,8 @@ class MoleculeObjective(Objective):
         goals: tuple = (),
         confirm_seeds: int = 3,
         confirm_top: int = 3,
+        objectives: tuple = (),
+        reference_point: Optional[dict] = None,
     ) -> None:
         """``target``: a name (DOCKSTRING's, or of ``targets_file``), a ``Target`` (your own receptor:
         ``simulators.targets.target_from_files``), or {name or Target: weight} for selectivity.
@@ -82,7 +85,9 @@ class MoleculeObjective(Objective):
         instead of Vina docking for those targets (tests, or a docking program of your own).
         ``goals``: e.g. ``["vina<=-9", "qed>=0.6"]`` (or dicts): shown to the LLM, checked by ``goals_met``.
         ``confirm_seeds``/``confirm_top``: at the end of a run, the ``confirm_top`` best molecules and the
-        approved drugs are docked with this many Vina seeds (1 = off; see ``molecule_confirm``)."""
+        approved drugs are docked with this many Vina seeds (1 = off; see ``molecule_confirm``).
+        ``objectives``: e.g. ``("vina", "qed", "sa")``: Pareto mode (``molecule_pareto``), with
+        ``reference_point`` {metric: value} for the hypervolume (default Vina 0, QED 0, SA 10)."""
         from simulators.docking import DockingSettings
         from simulators.targets import Target
 
@@ -122,6 +127,9 @@ class MoleculeObjective(Objective):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{key} must be an integer >= 1, not {n!r}")
         self.confirm_seeds, self.confirm_top = confirm_seeds, confirm_top
+        self.objectives = tuple(objectives)
+        self._axes, self._reference = pareto_axes(self.objectives, reference_point, aggregation) if self.objectives else ([], [])
+        self._front: list[Evaluation] = []
         self.compare_references = compare_references
         self._simulators: dict = {(self.targets[t].name if t in self.targets else self._known(t).name): sim
                                   for t, sim in (simulators or {}).items()}
@@ -140,6 +148,10 @@ class MoleculeObjective(Objective):
     # ------------------------------------------------------------------ description
     def describe(self) -> str:
         text = self._goal_sentence()
+        if self._axes:
+            wants = ", ".join(f"{a.label} ({'lower' if a.direction == 'min' else 'higher'} is better)" for a in self._axes)
+            text += (f" Pareto mode: no single weighted score decides; the aim is a wide front of trade-offs between {wants}. "
+                     "A molecule counts when no other one is better on every metric at once; fill the front's gaps.")
         if self.goals:
             text += " Goals: " + " and ".join(goal_text(g) for g in self.goals) + "."
         return text
@@ -202,6 +214,7 @@ class MoleculeObjective(Objective):
             "scaffold": self.scaffold,
             "max_mol_weight": self.max_mol_weight,
             **({"goals": self.goals} if self.goals else {}),
+            **({"pareto": {"objectives": list(self.objectives), "reference_point": self._reference}} if self.objectives else {}),
         }
 
     # ------------------------------------------------------------------ validation
@@ -282,6 +295,17 @@ class MoleculeObjective(Objective):
         valid = [(n, e) for n, e in self.references() if e.valid]
         return min(valid, key=lambda ne: ne[1].score) if valid else None
 
+    # ------------------------------------------------------------------ Pareto mode (objectives.base.Pareto)
+    def pareto_axes(self) -> list:
+        """The axes of Pareto mode; [] when the run optimizes the one score."""
+        return list(self._axes)
+
+    def reference_point(self) -> list[float]:
+        return list(self._reference)
+
+    def see_front(self, members: list[Evaluation]) -> None:
+        self._front = list(members)
+
     def confirm(self, result):
         """The run's best molecules and the drugs re-docked with ``confirm_seeds`` seeds (``Confirms``)."""
         from .molecule_confirm import confirm_molecules
@@ -302,8 +326,11 @@ class MoleculeObjective(Objective):
     def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation], brief: bool = False) -> str:
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
-        if brief:
-            return self._brief(ev, start, best)
+        text = self._brief(ev, start, best) if brief else self._full(ev, start, best)
+        trade_off = front_text(ev, self._front, self._axes, self._reference, brief) if self._axes else ""
+        return text + ("\n" + trade_off if trade_off else "")
+
+    def _full(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
         m = ev.metrics
         ref = self.best_reference()
 
@@ -397,6 +424,10 @@ class MoleculeObjective(Objective):
         if result.confirmed is not None:
             write_text_atomic(run_dir / "confirmed.csv", confirmed_csv(result.confirmed))
             files.append("confirmed.csv")
+        if self._axes:
+            from .molecule_pareto import write_front
+
+            files += write_front(self, run_dir, result)
         if self.aggregation != "qed":
             files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":

@@ -23,7 +23,7 @@ DISAGREE_KCAL = 1.0
 
 
 def confirm_molecules(objective: "MoleculeObjective", result) -> Optional[Confirmation]:
-    """The run's ``objective.confirm_top`` best distinct molecules and its references, docked with
+    """The run's ``objective.confirm_top`` best distinct molecules (Pareto mode: its front) and its references, docked with
     ``objective.confirm_seeds`` seeds; None when confirmation is off or nothing was docked."""
     n = objective.confirm_seeds
     if n <= 1 or objective.aggregation == "qed":
@@ -32,6 +32,11 @@ def confirm_molecules(objective: "MoleculeObjective", result) -> Optional[Confir
     for ev in sorted((e for e in result.evaluations if e.valid), key=lambda e: e.score):
         ranked.setdefault(ev.value, ev)
     top = list(ranked.values())[: objective.confirm_top]
+    if objective.pareto_axes():  # Pareto mode: the whole front (in the loop's score order), so the reported front is confirmed
+        from ..pareto import front
+
+        members = {e.value for e in front(result.evaluations, objective.pareto_axes())}
+        top = [e for e in ranked.values() if e.value in members]
     refs = [(name, ev) for name, ev in result.references if ev.valid]
     if not top:
         return None

@@ -75,7 +75,7 @@ def run_columns(domain: Domain) -> list[str]:
     return ["name", "kind", domain.subject, "start", "seed", "method", "status", "best_score", domain.value_column,
             *domain.summary_columns, "steps", "evaluations", "stop_reason", "prompt_tokens", "completion_tokens", "tokens",
             "llm_calls", "cost_usd", "wall_s", "simulations", "attempts", "failures", "auc_top10", "auc_top5",
-            "auc_top5_vs_ref", f"ref_best_{_ref_metric(domain)}", "confirmed_repeats", "single_best_stays_best", "error"]
+            "auc_top5_vs_ref", "hypervolume", f"ref_best_{_ref_metric(domain)}", "confirmed_repeats", "single_best_stays_best", "error"]
 
 
 def subject_columns(domain: Domain) -> list[str]:
@@ -136,7 +136,7 @@ def _run_row(out: Path, run: dict, status_entry: dict, domain: Domain) -> tuple[
         "wall_s": round(wall, 2) if attempts else None,
         "simulations": sum(int(a.get("simulations") or 0) for a in attempts) if attempts else None,
         "attempts": max(int(status_entry.get("attempts", 0)), len(attempts)), "failures": status_entry.get("failures", 0),
-        "auc_top10": None, "auc_top5": None, "auc_top5_vs_ref": None, f"ref_best_{_ref_metric(domain)}": None, "confirmed_repeats": None, "single_best_stays_best": None,
+        "auc_top10": None, "auc_top5": None, "auc_top5_vs_ref": None, "hypervolume": None, f"ref_best_{_ref_metric(domain)}": None, "confirmed_repeats": None, "single_best_stays_best": None,
         "error": error,
     }
     references = record.references if record is not None else []
@@ -152,6 +152,8 @@ def _run_row(out: Path, run: dict, status_entry: dict, domain: Domain) -> tuple[
         row["auc_top10"] = round(auc, 4) if auc is not None else None
         auc5 = top_k_auc(scores, _budget_size(run["budget"]), k=5)
         row["auc_top5"] = round(auc5, 4) if auc5 is not None else None
+        if record.summary.pareto:
+            row["hypervolume"] = round(record.summary.pareto["hypervolume"], 6)
         ref_scores = [e.score for _, e in references if e.valid]
         if auc5 is not None and ref_scores and min(ref_scores) < 0:  # scaled by the best reference's score: 1 = as good
             row["auc_top5_vs_ref"] = round(auc5 / min(ref_scores), 4)
@@ -209,7 +211,36 @@ def report_sweep(out_dir, plot: bool = True) -> SweepReport:
             write_text_atomic(out / name, csv_text(summary))
     if plot:
         report.paths["summary.png"] = plot_sweep(rows, best_ref, domain, out / "summary.png", title=sweep.get("name") or out.name)
+        curves = _hypervolume_curves(out, sweep["runs"], domain)
+        if curves:
+            from ..plots import plot_hypervolume
+
+            report.paths["hypervolume.png"] = plot_hypervolume(curves, out / "hypervolume.png", title="mean hypervolume per step")
     return report
+
+
+def _hypervolume_curves(out: Path, runs: list[dict], domain: Domain) -> dict[str, list[float]]:
+    """Pareto-mode sweeps: per subject and method, the hypervolume after each step, averaged over
+    starts and seeds (a run that stopped early keeps its last value)."""
+    from ..pareto import axes_of, hypervolume_curve
+
+    groups: dict[str, list[list[float]]] = {}
+    for run in runs:
+        try:
+            state, record = run_state(out / run["name"])
+        except RunDirError:
+            continue
+        if state != "finished" or not record.summary.pareto:
+            continue
+        pareto = record.summary.pareto
+        label = f"{run.get('subject') or run.get(domain.subject)} {run['method']}"
+        groups.setdefault(label, []).append(hypervolume_curve(record.steps, axes_of(pareto), pareto["reference"]))
+    out_curves = {}
+    for label, curves in groups.items():
+        n = max(len(c) for c in curves)
+        padded = [c + [c[-1]] * (n - len(c)) for c in curves]
+        out_curves[label] = [sum(c[i] for c in padded) / len(padded) for i in range(n)]
+    return out_curves
 
 
 def _comparison_rows(out: Path, runs: list[dict], domain: Domain) -> list[dict]:
