@@ -19,8 +19,7 @@ from simulators.targets import get_target, target_from_files, target_names
 from tgsci import build_objective
 from tgsci.domains import SpecError
 
-LIGANDS = ["CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CC(=O)Nc1ccc(O)cc1", "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
-           "CC(C)NCC(O)COc1cccc2ccccc12"]  # aspirin, ibuprofen, paracetamol, caffeine, propranolol
+LIGANDS = ["CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CC(=O)Nc1ccc(O)cc1"]  # aspirin, ibuprofen, paracetamol
 SETTINGS = DockingSettings(exhaustiveness=8)
 
 
