@@ -94,10 +94,8 @@ def docking_layout(n_ligands: Optional[int], exhaustiveness: int, cores: Optiona
 
     Vina's own threads first, up to ``exhaustiveness`` (its Monte Carlo runs are the unit of
     parallel work): threads share one set of maps, and a batch never waits on one worker that drew
-    the slow ligand. Measured on 2 vCPUs (benchmarks/docking_throughput.py --batch): one ligand on 2
-    threads runs ~1.7x faster than on 1, while two single-threaded workers side by side each run
-    ~1.25x slower than alone; a batch of 10 on PPARA took 89 s on 1 worker x 2 threads, 95 s on 2
-    single-threaded workers, 179 s serial. Cores beyond ``exhaustiveness`` go to more workers, one
+    the slow ligand (measured by benchmarks/docking_throughput.py --batch: benchmarks/results/
+    docking_batch.txt). Cores beyond ``exhaustiveness`` go to more workers, one
     ligand each at most, fed longest first (``expected_cost``)."""
     cores = cores or docking_cores()
     if threads <= 0:

@@ -51,3 +51,15 @@ def test_the_drug_table_says_where_a_method_matches_or_beats_the_best_drug_on_bo
     summary = {r["method"]: r for r in domain.comparison_summary(rows)}
     assert summary["tgd"]["fraction"] == 1.0 and summary["tgd"]["targets"] == "T1 T2"
     assert summary["random"]["matches_or_beats_on_both"] == 0 and summary["random"]["targets_with_a_drug"] == 2
+
+
+def test_one_command_runs_the_paper_study_on_every_target_with_a_drug():
+    from pathlib import Path
+
+    from simulators.targets import get_target, target_names
+    from tgsci.sweep.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "examples" / "sweep_molecule_paper.toml")
+    with_drugs = [n for n in target_names() if get_target(n).references]
+    assert spec.subjects == with_drugs and len(with_drugs) >= 29
+    assert len(spec.expand()) == len(with_drugs) * 3 * 3 and spec.methods == ["tgd", "random", "graph-ga"]

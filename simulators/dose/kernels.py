@@ -2,7 +2,7 @@
 for a block of k weight vectors, on every core.
 
 scipy's CSR kernels are single-threaded and, for a block of k columns, do not amortize the matrix
-read (k = 4 cost 2.07x one column). Here each row's entries come from memory once and stay in L1
+read (benchmarks/results/dose_reoptimization.txt has both). Here each row's entries come from memory once and stay in L1
 while the k columns are accumulated. Results do not depend on the number of threads or on k:
 
 - ``dose``: each output entry is its own sum over the row's entries, in their order (float64);

@@ -247,19 +247,26 @@ class MoleculeDomain(Domain):
                                  extra_constraints=tuple(spec.get("constraints", ())), goals=tuple(spec.get("goals", ())), **options)
 
     def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
-        """Target names: "all" (of targets_file when given, else DOCKSTRING's 58) or a list."""
-        from simulators.targets import UnknownTargetError, target_names
+        """Target names: "all" (of targets_file when given, else DOCKSTRING's 58), "with_drugs" (those
+        with approved drugs to compare with: 39 of DOCKSTRING's) or a list."""
+        from simulators.targets import UnknownTargetError, load_manifest, target_names
 
         targets_file = options.get("targets_file")
-        if value == "all":
+        if value in ("all", "with_drugs"):
             try:
-                return target_names(targets_file)
+                names = target_names(targets_file)
             except UnknownTargetError as exc:
                 raise SpecError(str(exc), "targets_file") from None
+            if value == "with_drugs":
+                entries = load_manifest(targets_file)  # read only: no receptor is prepared for this
+                names = [n for n in names if entries[n].get("references")]
+                if not names:
+                    raise SpecError("no target of the manifest has approved drugs ([[targets.NAME.references]])", self.subjects_key)
+            return names
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise SpecError('targets must be "all" or a non-empty list of target names', self.subjects_key)
+            raise SpecError('targets must be "all", "with_drugs" or a non-empty list of target names', self.subjects_key)
         return list(dict.fromkeys(self._name(v, self.subjects_key, targets_file) for v in value))
 
     def start(self, spec: dict, value: Optional[str]) -> str:

@@ -1,7 +1,8 @@
 """Methods that propose candidates: one module each behind ``Proposer``, one registry of names.
 
 ``make_proposer("tpe")`` builds one by name; ``METHODS`` lists the names every entry point
-(CLI, sweep specs, benchmarks) accepts. Modules are imported on demand (optuna only for TPE).
+(CLI, sweep specs, benchmarks) accepts. TPE's module (and optuna) is imported when it is asked for;
+the other three are imported here.
 """
 
 from __future__ import annotations

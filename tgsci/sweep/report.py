@@ -44,11 +44,6 @@ class SweepReport:
     references: list[dict] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def targets(self) -> list[dict]:
-        """The per-subject rows (targets for molecules, cases for plans)."""
-        return self.subjects
-
     def by_status(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.rows:
