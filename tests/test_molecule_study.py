@@ -63,3 +63,25 @@ def test_one_command_runs_the_paper_study_on_every_target_with_a_drug():
     with_drugs = [n for n in target_names() if get_target(n).references]
     assert spec.subjects == with_drugs and len(with_drugs) >= 29
     assert len(spec.expand()) == len(with_drugs) * 3 * 3 and spec.methods == ["tgd", "random", "graph-ga"]
+
+
+def test_top5_auc_scaled_from_the_start_to_the_best_reference(tmp_path):
+    from scripted import NumberObjective, ScriptedEngine, proposals_json
+
+    from tgsci import optimize
+    from tgsci.metrics import top_k_auc
+    from tgsci.sweep.report import _run_row
+
+    class WithReference(NumberObjective):
+        def references(self):
+            return [("the answer", Evaluation("42", 0.0)), ("a guess", Evaluation("40", 2.0))]
+
+    engine = ScriptedEngine(["f", proposals_json("10", "20"), "f", proposals_json("30", "41")])
+    optimize(WithReference(), "0", engine=engine, max_steps=2, n_proposals=2, patience=None, run_dir=tmp_path / "run")
+    budget = {"max_steps": 2, "n_proposals": 2}
+    row, _ = _run_row(tmp_path, {"name": "run", "kind": "number", "start": "0", "seed": 0, "method": "tgd", "budget": budget},
+                      {}, get_domain("molecule"))
+    scores = [42, 32, 22, 12, 1]  # |n - 42| of 0, 10, 20, 30, 41
+    auc5 = top_k_auc(scores, 5, k=5)
+    assert row["auc_top5"] == pytest.approx(auc5, abs=1e-4) and row["auc_top10"] == pytest.approx(top_k_auc(scores, 5), abs=1e-4)
+    assert row["auc_top5_vs_ref"] == pytest.approx((42 - auc5) / (42 - 0), abs=1e-4)  # 0 = the start, 1 = the best reference

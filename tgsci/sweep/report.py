@@ -150,8 +150,10 @@ def _run_row(out: Path, run: dict, status_entry: dict, domain: Domain) -> tuple[
         if record.summary.pareto:
             row["hypervolume"] = round(record.summary.pareto["hypervolume"], 6)
         ref_scores = [e.score for _, e in references if e.valid]
-        if auc5 is not None and ref_scores and min(ref_scores) < 0:  # scaled by the best reference's score: 1 = as good
-            row["auc_top5_vs_ref"] = round(auc5 / min(ref_scores), 4)
+        start = record.summary.start.score if record.summary.start.valid else None
+        if auc5 is not None and ref_scores and start is not None and start > min(ref_scores):
+            # scaled from the start (0) to the best reference (1): the share of the way to the drug, on average over the run
+            row["auc_top5_vs_ref"] = round((start - auc5) / (start - min(ref_scores)), 4)
     return row, references
 
 
