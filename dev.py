@@ -122,7 +122,7 @@ def main() -> None:
     job = sys.argv[1] if len(sys.argv) > 1 else "help"
     extra = sys.argv[2:]
     if job not in ("setup", "demo", "test", "lock"):
-        sys.exit("usage: python3 dev.py setup | demo [tgsci molecule options] | test [pytest options] | lock")
+        sys.exit("usage: python3 dev.py setup | demo [tgsci molecule options] | test [--quick] [pytest options] | lock")
     setup()
     if job == "lock":
         lock()
@@ -130,7 +130,13 @@ def main() -> None:
     if job == "demo":
         sys.exit(run([BIN / "tgsci"] + DEMO + extra))
     if job == "test":
-        ensure_chromium()
+        quick = "--quick" in extra
+        extra = [e for e in extra if e != "--quick"]
+        if quick:  # unit tests and small integration tests: no docking panel, notebooks, servers or sweeps
+            print("quick tier: tests not marked slow (python3 dev.py test runs the whole suite, as CI does)", flush=True)
+            extra = ["-m", "not slow", *(extra or ["tests"])]
+        else:
+            ensure_chromium()
         code = run([PY, "-m", "pytest", "-q", "-ra"] + (extra or ["tests"]))
         if code == 5:
             print("pytest collected no tests: that is a failure here", flush=True)

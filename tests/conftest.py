@@ -10,6 +10,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+# The quick tier (python3 dev.py test --quick) leaves out these modules (real docking panels, notebooks,
+# servers, the embedded model end to end, DICOM patients, sweeps) and every test marked slow itself.
+SLOW_MODULES = {"test_docking", "test_http_route", "test_local_llm", "test_notebooks", "test_receptor", "test_patient",
+                "test_sweep", "test_confirmation", "test_protocol", "test_faults", "test_dose_engine", "test_plan_judging",
+                "test_plan_levels"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """One docking/LLM cache for the whole session, never the user's ~/.cache."""

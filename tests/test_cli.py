@@ -89,6 +89,7 @@ def test_a_bad_case_file_is_one_error_with_its_line_and_no_run_directory(tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_unreachable_llm_stops_the_run_with_its_own_reason_and_exit_code(tmp_path):
     """Every LLM call fails (nothing listens at --api-base): the run stops after a few failed steps,
     names the endpoint and the error, exits non-zero, and the same command later resumes it."""

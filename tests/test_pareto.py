@@ -114,6 +114,7 @@ def test_pareto_patience_counts_steps_without_a_larger_hypervolume(tmp_path):
     assert summary["pareto"]["front"] == ["CC(=O)Nc1ccc(O)cc1"]
 
 
+@pytest.mark.slow
 def test_cli_pareto_run_with_the_embedded_model(tmp_path):
     """A real LLM in Pareto mode (QED and SA need no docking): the run finishes with a front and its files."""
     from test_cli import tgsci
