@@ -51,6 +51,15 @@ class Domain:
     reference_metrics: tuple[str, ...] = ()  # ref_<metric> columns; the first picks the best reference (else the score)
     # sweep figure panels: (summary column, axis label, reference metric drawn as a bar or None, y limits or None)
     summary_panels: list[tuple] = [("best_score", "best score\nlower is better", None, None)]
+    # sweep files: the domain's own tables besides [objective] (molecules: [docking]), whether sweep.starts
+    # is required, and whether one list of starts serves every subject (SMILES) or starts are per subject
+    sweep_tables: tuple[str, ...] = ()
+    starts_required = False
+    shared_starts = False
+
+    def sweep_options(self, data: dict, resources: dict) -> dict:
+        """Objective options a sweep file's domain tables add (``sweep_tables``), before the spec check."""
+        return {}
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:
@@ -160,12 +169,21 @@ def domain_for(kind: str) -> Domain:
     return _REGISTRY.get(kind, GENERIC)
 
 
+DEFAULT_KIND = "molecule"  # the kind of a spec or sweep file that names none (the paper's first study)
+
+
+def domains() -> list[Domain]:
+    """Every registered domain."""
+    _load_builtin()
+    return list(_REGISTRY.values())
+
+
 def check_spec(spec: dict, table: Optional[str] = None, base: Optional[str | Path] = None) -> dict:
-    """The normalized spec (``kind`` defaults to "molecule"; file paths absolute, relative ones
+    """The normalized spec (``kind`` defaults to ``DEFAULT_KIND``; file paths absolute, relative ones
     read against ``base``, default the working directory); SpecError says what is wrong."""
     if not isinstance(spec, dict):
         raise SpecError(f"an objective spec must be a table (dict), not {type(spec).__name__}")
-    spec = {"kind": "molecule", **spec}
+    spec = {"kind": DEFAULT_KIND, **spec}
     domain = get_domain(spec["kind"])
     domain.unknown_keys(spec, table)
     for key in domain.path_keys:
@@ -189,4 +207,5 @@ def _load_builtin() -> None:
     from . import molecule, plan  # noqa: F401
 
 
-__all__ = ["SpecError", "Domain", "GENERIC", "register", "kinds", "get_domain", "domain_for", "check_spec", "build_objective"]
+__all__ = ["SpecError", "Domain", "GENERIC", "DEFAULT_KIND", "register", "kinds", "domains", "get_domain", "domain_for", "check_spec",
+           "build_objective"]

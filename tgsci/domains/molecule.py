@@ -61,6 +61,13 @@ class MoleculeDomain(Domain):
     reference_metrics = ("vina", "qed")  # ref_<metric> columns; the first picks the best reference
     summary_panels = [("best_vina", "best Vina (kcal/mol)\nlower is better", "vina", None),
                       ("best_qed", "QED of the best molecule\nhigher is better", "qed", (0, 1))]
+    sweep_tables = ("docking",)
+    starts_required = True
+    shared_starts = True  # a SMILES start is the same for every target
+
+    def sweep_options(self, data: dict, resources: dict) -> dict:
+        """[docking] is the objective's docking table; docking workers come from [resources]."""
+        return {"docking": dict(data.get("docking", {})), "docking_workers": resources["docking_workers"]}
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:

@@ -31,6 +31,12 @@ class PlanDomain(Domain):
     kind = "plan"
     subject = "case"
     subjects_key = "cases"
+    sweep_tables = ("plan",)
+
+    def sweep_options(self, data: dict, resources: dict) -> dict:
+        """[plan]: plan settings, merged into the objective spec."""
+        return dict(data.get("plan", {}))
+
     option_keys = ("fast", "protocol") + SETTING_KEYS + ENGINE_KEYS
     path_keys = ("case", "cache_dir")
     methods = ("tgd", "random", "graph-ga", "tpe")

@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional
 
 from simulators.files import read_json, write_json_atomic
 
+from ..proposers import LLM_METHODS
 from ..record import run_state, set_aside_summary
 from .progress import Progress
 from .spec import load_spec, parse_spec
@@ -256,7 +257,7 @@ def _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_
         elif info_page:
             bar.say(f"Dask scheduler page: {info_page} (the full dashboard needs bokeh)")
         semaphore = None
-        if llm_concurrency and any(r["method"] == "tgd" for r in todo):
+        if llm_concurrency and any(r["method"] in LLM_METHODS for r in todo):
             semaphore = Semaphore(max_leases=llm_concurrency, name=f"tgsci-llm-{sweep_id}")
         by_name = {r["name"]: r for r in todo}
         pending: dict = {}

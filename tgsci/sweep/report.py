@@ -28,7 +28,7 @@ from pathlib import Path
 
 from simulators.files import read_json, write_text_atomic
 
-from ..domains import Domain, get_domain
+from ..domains import DEFAULT_KIND, Domain, get_domain
 from ..metrics import top_k_auc
 from ..plots import new_figure, save_figure
 from ..record import RunDirError, run_state
@@ -168,7 +168,7 @@ def report_sweep(out_dir, plot: bool = True) -> SweepReport:
         status = read_json(out / "status.json").get("runs", {})
     except (OSError, ValueError):
         status = {}
-    domain = get_domain(sweep.get("kind", "molecule"))
+    domain = get_domain(sweep.get("kind", DEFAULT_KIND))
     metric = _ref_metric(domain)
     rows, refs = [], {}
     for run in sweep["runs"]:

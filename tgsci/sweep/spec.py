@@ -20,23 +20,29 @@ from typing import Optional
 
 from simulators.files import slug
 
-from ..domains import SpecError, check_spec, get_domain
+from ..domains import DEFAULT_KIND, SpecError, check_spec, domains, get_domain
 from ..proposers import canonical_method
 
-# Allowed keys per table; None: checked by the objective's domain.
+# Allowed keys per table; None: checked by the objective's domain. Each domain adds its subjects key
+# to [sweep] and its own tables (spec_keys()).
 SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
-    "sweep": ("name", "kind", "targets", "targets_file", "cases", "starts", "seeds", "method", "methods", "protocol"),
+    "sweep": ("name", "kind", "targets_file", "starts", "seeds", "method", "methods", "protocol"),
     "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score", "stop_when"),
     "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries"),
-    "objective": None,  # the domain's options (tgsci.domains): molecule aggregation, ...; plan fast, ...
-    "docking": None,  # molecules: the objective's docking table
-    "plan": None,  # plans: plan settings, merged into the objective spec
+    "objective": None,  # the domain's options (tgsci.domains)
     "resources": ("n_workers", "llm_concurrency", "docking_workers", "max_attempts", "cache_dir", "run_lock_timeout_s"),
 }
 BUDGET_DEFAULTS = {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3, "min_improvement": 0.0,
                    "target_score": None, "stop_when": None}
 RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_workers": 0, "max_attempts": 3, "cache_dir": None, "run_lock_timeout_s": 3600.0}
-DOMAIN_TABLES = {"molecule": ("objective", "docking"), "plan": ("objective", "plan")}
+
+
+def spec_keys() -> dict[str, Optional[tuple[str, ...]]]:
+    """SPEC_KEYS with every registered domain's subjects key and tables."""
+    keys = dict(SPEC_KEYS)
+    keys["sweep"] = keys["sweep"] + tuple(d.subjects_key for d in domains())
+    keys.update({table: None for d in domains() for table in d.sweep_tables})
+    return keys
 
 
 @dataclass
@@ -119,37 +125,39 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
     base = Path(source).resolve().parent if source != "<dict>" else Path.cwd()
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the sweep specification must be a table")
+    keys = spec_keys()
     for table, value in data.items():
-        if table not in SPEC_KEYS:
-            raise SpecError(where.unknown(table, None, list(SPEC_KEYS), what="table"))
+        if table not in keys:
+            raise SpecError(where.unknown(table, None, list(keys), what="table"))
         if not isinstance(value, dict):
             raise SpecError(f"{where.at(None, table)}: '{table}' must be a table ([{table}]), not {type(value).__name__}")
-        allowed = SPEC_KEYS[table]
+        allowed = keys[table]
         for key in value if allowed is not None else ():
             if key not in allowed:
                 raise SpecError(where.unknown(key, table, list(allowed)))
     sweep = data.get("sweep")
     if sweep is None:
-        raise SpecError(f"{source}: missing table [sweep] (with kind, targets or cases, starts, seeds, method)")
-    kind = sweep.get("kind", "molecule")
+        subjects = " or ".join(d.subjects_key for d in domains())
+        raise SpecError(f"{source}: missing table [sweep] (with kind, {subjects}, starts, seeds, method)")
+    kind = sweep.get("kind", DEFAULT_KIND)
     try:
         domain = get_domain(kind)
     except SpecError as exc:
         raise SpecError(f"{where.at('sweep', 'kind')}: {exc}") from None
-    for table in ("docking", "plan"):
-        if data.get(table) and table not in DOMAIN_TABLES.get(kind, ()):
+    for table in {t for d in domains() for t in d.sweep_tables}:
+        if data.get(table) and table not in domain.sweep_tables:
             raise SpecError(f"{where.at(None, table)}: [{table}] is not for kind = {kind!r}")
     methods = _methods(sweep, where, domain)
     seeds = _seeds(sweep.get("seeds", [0]), where)
 
-    other = "cases" if domain.subjects_key == "targets" else "targets"
-    if other in sweep:
-        raise SpecError(f"{where.at('sweep', other)}: sweep.{other} is not for kind = {kind!r}; it takes sweep.{domain.subjects_key}")
+    for other in {d.subjects_key for d in domains()} - {domain.subjects_key}:
+        if other in sweep:
+            raise SpecError(f"{where.at('sweep', other)}: sweep.{other} is not for kind = {kind!r}; it takes sweep.{domain.subjects_key}")
     if domain.subjects_key not in sweep:
         raise SpecError(f"{source}: missing key sweep.{domain.subjects_key} (a list of names, or \"all\")")
     resources = {**RESOURCE_DEFAULTS, **data.get("resources", {})}
     _check_resources(resources, where)
-    options = _objective_options(kind, data, resources, base)
+    options = _objective_options(domain, data, resources, base)
     try:
         subjects = domain.subjects(sweep[domain.subjects_key], options, base)
     except SpecError as exc:
@@ -164,8 +172,8 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
             raise SpecError(f"{where.at('sweep', 'protocol')}: {exc}") from None
     if "starts" not in sweep and preset is not None and "starts" in preset:
         sweep = {**sweep, "starts": list(preset["starts"])}  # the protocol's starts
-    if kind == "molecule" and "starts" not in sweep:
-        raise SpecError(f"{source}: missing key sweep.starts (a list of starting SMILES)")
+    if domain.starts_required and "starts" not in sweep:
+        raise SpecError(f"{source}: missing key sweep.starts (a list of starting values)")
     starts = _str_list(sweep.get("starts", ["default"]), "sweep.starts", where)
 
     budget = {**BUDGET_DEFAULTS, **data.get("budget", {})}
@@ -191,7 +199,7 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
                 run_starts[(subject, i)] = domain.start(objectives[subject], start)
             except SpecError as exc:
                 raise SpecError(f"{where.at('sweep', 'starts')}: {exc}") from None
-    if kind == "molecule":  # SMILES starts are the same for every target: list them canonical
+    if domain.shared_starts:  # one list of starts for every subject (SMILES): listed in their canonical form
         starts = list(dict.fromkeys(run_starts[(subjects[0], i)] for i in range(len(starts))))
         run_starts = {(s, i): v for s in subjects for i, v in enumerate(starts)}
     return SweepSpec(kind=kind, subjects=subjects, starts=starts, seeds=seeds, methods=methods, budget=budget, engine=engine,
@@ -199,19 +207,15 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
                      source=source, raw=data)
 
 
-def _objective_options(kind: str, data: dict, resources: dict, base: Path) -> dict:
-    """The objective spec's options from the sweep file's [objective] (and [docking] or [plan]) tables;
-    file paths are read against the sweep file's folder."""
+def _objective_options(domain, data: dict, resources: dict, base: Path) -> dict:
+    """The objective spec's options from the sweep file's [objective] table and the domain's own
+    tables (``Domain.sweep_options``); file paths are read against the sweep file's folder."""
     options = dict(data.get("objective", {}))
     if data.get("sweep", {}).get("protocol") is not None:
         options["protocol"] = data["sweep"]["protocol"]
     if data.get("sweep", {}).get("targets_file") is not None:
         options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
-    if kind == "molecule":
-        options["docking"] = dict(data.get("docking", {}))  # Vina threads: docking_layout() of the run's cores
-        options["docking_workers"] = resources["docking_workers"]
-    if kind == "plan":
-        options.update(data.get("plan", {}))
+    options.update(domain.sweep_options(data, resources))
     if resources["cache_dir"] is not None:
         options.setdefault("cache_dir", resources["cache_dir"])
     return options
@@ -224,7 +228,7 @@ def _place(where: "_Where", exc: SpecError, kind: str) -> str:
         return where.at("sweep", domain.subjects_key)
     if exc.table:  # a nested table of the objective, e.g. docking or docking.limits
         return where.at(exc.table, exc.key) if exc.key else where.at(None, exc.table)
-    for table in DOMAIN_TABLES.get(kind, ("objective",)):
+    for table in ("objective", *domain.sweep_tables):
         if exc.key and where.line(table, exc.key):
             return where.at(table, exc.key)
     return where.source
