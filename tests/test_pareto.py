@@ -93,7 +93,7 @@ def test_a_pareto_run_keeps_its_front_and_tgd_reads_the_trade_off(tmp_path):
     assert "Pareto mode: no single weighted score decides" in prompts[0]
     with open(run / "front.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert {r["smiles"] for r in rows} == {m.value for m in members} and sum(r["knee"] == "True" for r in rows) == 1
+    assert {r["value"] for r in rows} == {m.value for m in members} and sum(r["knee"] == "True" for r in rows) == 1
     assert (run / "front.png").stat().st_size > 5000 and (run / "hypervolume.png").is_file()
     curve = ParetoTracker(objective).curve(RunRecord.load(run).steps)
     assert curve[-1] == pytest.approx(summary.pareto["hypervolume"]) and curve[0] < curve[-1]

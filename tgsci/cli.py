@@ -267,7 +267,9 @@ def plan(
     start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
     steps: int = typer.Option(8, min=0),
     proposals: int = typer.Option(2, min=1),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga | tpe (tgsci.proposers.METHODS)"),
+    method: str = typer.Option("tgd", help="tgd | random | graph-ga | tpe | nsga2 (tgsci.proposers.METHODS)"),
+    objectives: Optional[str] = typer.Option(None, help="goals: Pareto mode, one axis per clinical goal (coverage against "
+                                                        "each organ's goal) instead of one score."),
     fast: bool = typer.Option(False, help="Coarse plan settings of the case (quick trials, tests)."),
     model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
     optimizer_model: Optional[str] = typer.Option(None),
@@ -292,7 +294,7 @@ def plan(
     feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
     console.print(escape(f"preparing case {case} (the dose influence matrix is computed once, then cached)"))
     objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
-                            **({"protocol": protocol} if protocol else {})})
+                            **({"protocol": protocol} if protocol else {}), **({"objectives": objectives} if objectives else {})})
     start_value = _start(objective.spec, start)
     budget = _budget(protocol, "plan", method, steps, proposals, max_evaluations, patience, stop_when)
     _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],

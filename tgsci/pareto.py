@@ -128,6 +128,28 @@ def largest_gap(members: Sequence[Evaluation], axes: Sequence[Axis], reference: 
     return a, b
 
 
+def trade_off_text(ev: Evaluation, members: Sequence[Evaluation], axes: Sequence[Axis], reference: Sequence[float], brief: bool,
+                   what: str = "candidates") -> str:
+    """The lines a loss gets in Pareto mode: the candidate's place on the front and the front's largest gap."""
+    if not ev.valid or not members:
+        return ""
+    names = ", ".join(a.label for a in axes)
+    where = placement(ev, members, axes)
+    gap = largest_gap(members, axes, reference)
+
+    def point(m: Evaluation) -> str:
+        return f"{m.value} ({', '.join(a.text(m.metrics[a.metric]) for a in axes)})"
+
+    lines = [f"Trade-off on {names} (Pareto front of {len(members)} {what}): this one is {where}."]
+    if gap is not None:
+        if brief:
+            lines.append(f"Largest gap of the front: between {gap[0].value} and {gap[1].value}.")
+        else:
+            lines.append(f"The front's largest gap lies between {point(gap[0])} and {point(gap[1])}: a candidate between "
+                         "them, or one better than both, widens the front the most.")
+    return "\n".join(lines)
+
+
 class ParetoTracker:
     """The loop's view of a Pareto-mode run: after each step the front, its hypervolume (what
     "improved" means: patience counts steps without a larger hypervolume) and the knee, which the
@@ -171,3 +193,32 @@ def hypervolume_curve(steps, axes: Sequence[Axis], reference: Sequence[float]) -
 def axes_of(summary_pareto: dict) -> list[Axis]:
     """The axes a run summary recorded (``ParetoTracker.summary``)."""
     return [Axis(a["metric"], a["direction"], a.get("label", a["metric"])) for a in summary_pareto["axes"]]
+
+
+def write_front_files(objective, run_dir, result, point_name=lambda m: m.value) -> list[str]:
+    """front.csv (the front's members, the knee flagged), front.png and hypervolume.png of a finished
+    Pareto-mode run. The front and its figure use the confirmed numbers where the run has them
+    (``Confirmation``); the hypervolume curve is the loop's own."""
+    from pathlib import Path
+
+    from simulators.files import write_text_atomic
+
+    from .plots import plot_front, plot_hypervolume
+    from .tables import csv_text
+
+    run_dir = Path(run_dir)
+    axes, reference = objective.pareto_axes(), objective.reference_point()
+    confirmed = {c.value: c for c in result.confirmed.candidates} if result.confirmed is not None else {}
+    evaluations = [confirmed.get(e.value, e) for e in result.evaluations]
+    members = front(evaluations, axes)
+    best = knee(members, axes, reference)
+    extra = [k for k in ("vina_single", "vina_spread") if any(k in m.metrics for m in members)]
+    rows = [{"value": point_name(m), **{a.metric: m.metrics.get(a.metric) for a in axes}, "score": m.score,
+             "knee": best is not None and m.value == best.value, "confirmed": m.value in confirmed,
+             **{k: m.metrics.get(k) for k in extra}} for m in members]
+    write_text_atomic(run_dir / "front.csv", csv_text(rows, ["value", *(a.metric for a in axes), "score", "knee", "confirmed", *extra]))
+    refs = result.confirmed.references if result.confirmed is not None and result.confirmed.references else result.references
+    reference_text = ", ".join(f"{a.label} {r:g}" for a, r in zip(axes, reference))
+    plot_front(evaluations, members, axes, run_dir / "front.png", refs, best, title=objective.describe_short())
+    plot_hypervolume({"this run": hypervolume_curve(result.steps, axes, reference)}, run_dir / "hypervolume.png", reference_text)
+    return ["front.csv", "front.png", "hypervolume.png"]

@@ -69,10 +69,11 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
 def plot_front(evaluations: list, members: list, axes: list, path: Path, references=(), knee=None, title: str = "") -> Path:
     """The Pareto front: every valid candidate faded, the front's members solid and joined, the knee
     circled, references (approved drugs) as black stars. Two metrics: one scatter; three: the three
-    pairwise panels (a member of the 3-D front may look dominated in one pair: the legend says so)."""
+    pairwise panels; more: the first metric against each other one (a member of a front in more than two
+    metrics may look dominated in one panel: the figure says so)."""
     from itertools import combinations
 
-    pairs = list(combinations(range(len(axes)), 2))
+    pairs = list(combinations(range(len(axes)), 2)) if len(axes) <= 3 else [(0, j) for j in range(1, len(axes))]
     fig = new_figure((4.4 * len(pairs), 4.0))
     panels = fig.subplots(1, len(pairs), squeeze=False)[0]
     on_front = {m.value for m in members}
@@ -98,7 +99,7 @@ def plot_front(evaluations: list, members: list, axes: list, path: Path, referen
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7, loc="best")
     if len(axes) > 2:
-        fig.text(0.01, 0.01, "front of all three metrics: in one pair a member can look dominated", fontsize=7)
+        fig.text(0.01, 0.01, f"front of all {len(axes)} metrics: in one panel a member can look dominated", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

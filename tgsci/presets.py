@@ -24,7 +24,8 @@ PROTOCOLS: dict[str, dict[str, dict]] = {
             "start_weight": 100.0,
             "search_range": (100.0, 400.0),
             "budget": {"max_steps": 10, "patience": None, "stop_when": "all_goals_met"},
-            "budget_by_method": {"tpe": {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}},
+            "budget_by_method": {m: {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}
+                                 for m in ("tpe", "nsga2")},
         },
     },
     "molecule": {

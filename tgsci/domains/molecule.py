@@ -337,7 +337,7 @@ class MoleculeDomain(Domain):
             with open(run.path / "front.csv", newline="") as handle:
                 rows = list(csv.DictReader(handle))
             for r in rows:
-                r["molecule"] = molecule_image(r["smiles"], size=(200, 150))
+                r["molecule"] = molecule_image(r["value"], size=(200, 150))
             parts.append(html_table(rows, raw=["molecule"]))
         return ("Pareto front", "".join(parts))
 

@@ -6,6 +6,8 @@ Spec (a dict or TOML table; every key but ``case`` optional)::
     case = "tg119"                    # a case in targets/cases
     fast = true                       # the case's [plan.fast] settings (quick trials, tests)
     protocol = "paper"                # tgsci.presets: start weights 100, baselines search [100, 400]
+    objectives = "goals"              # Pareto mode: one axis per clinical goal (coverage up, organ doses down)
+    reference_point = {"Rectum.V70Gy" = 50}   # of the hypervolume, per goal (default: 0 Gy coverage, 120 % Rx, 100 %)
     dose_grid_mm = 5                  # plan settings override the case's: machine, gantry_angles, couch_angles,
     max_iter = 100                    #   bixel_width_mm, dose_grid_mm, max_iter, memory_gb, judge_grid, tune
     threads = 2                       # dose engine: threads, check_memory, use_result_cache
@@ -37,9 +39,9 @@ class PlanDomain(Domain):
         """[plan]: plan settings, merged into the objective spec."""
         return dict(data.get("plan", {}))
 
-    option_keys = ("fast", "protocol") + SETTING_KEYS + ENGINE_KEYS
+    option_keys = ("fast", "protocol", "objectives", "reference_point") + SETTING_KEYS + ENGINE_KEYS
     path_keys = ("case", "cache_dir")
-    methods = ("tgd", "random", "graph-ga", "tpe")
+    methods = ("tgd", "random", "graph-ga", "tpe", "nsga2")
     trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
     summary_columns = ["best_goals_met"]
 
@@ -67,7 +69,19 @@ class PlanDomain(Domain):
         for key in SETTING_KEYS:
             if key in out and not _setting_ok(key, out[key]):
                 raise SpecError(f"{key} must be {SETTING_RULES[key]}, not {out[key]!r}", key)
-        self.case(out)  # the manifest and every setting are checked here, before any dose work
+        case = self.case(out)  # the manifest and every setting are checked here, before any dose work
+        if out.get("objectives") is not None or out.get("reference_point") is not None:
+            from ..objectives.plan_pareto import plan_axes
+
+            reference = out.get("reference_point") or {}
+            if not isinstance(reference, dict):
+                raise SpecError('reference_point must be a table of goal = value, e.g. {"Rectum.V70Gy" = 50}', "reference_point")
+            if out.get("objectives") is None:
+                raise SpecError('reference_point is for Pareto mode: give objectives = "goals" too', "reference_point")
+            try:
+                plan_axes(case, out["objectives"], reference)
+            except ValueError as exc:
+                raise SpecError(str(exc), "reference_point" if str(exc).startswith("reference point") else "objectives") from None
         return out
 
     def case(self, spec: dict):
@@ -106,7 +120,8 @@ class PlanDomain(Domain):
 
         engine = {k: spec[k] for k in ("threads", "check_memory", "progress") if k in spec}
         return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True),
-                             protocol=spec.get("protocol"), **engine)
+                             protocol=spec.get("protocol"), objectives=spec.get("objectives"),
+                             reference_point=spec.get("reference_point"), **engine)
 
     def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
         from simulators.dose.cases import list_cases

@@ -425,9 +425,9 @@ class MoleculeObjective(Objective):
             write_text_atomic(run_dir / "confirmed.csv", confirmed_csv(result.confirmed))
             files.append("confirmed.csv")
         if self._axes:
-            from .molecule_pareto import write_front
+            from ..pareto import write_front_files
 
-            files += write_front(self, run_dir, result)
+            files += write_front_files(self, run_dir, result)
         if self.aggregation != "qed":
             files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..pareto import Axis, largest_gap, placement
+from ..pareto import Axis, trade_off_text
 from .base import Evaluation
 
 AXES = {
@@ -55,50 +55,5 @@ def pareto_axes(names: Sequence[str], reference: Optional[dict] = None, aggregat
 
 
 def front_text(ev: Evaluation, members: Sequence[Evaluation], axes: Sequence[Axis], reference: Sequence[float], brief: bool) -> str:
-    """The trade-off lines of the loss: the candidate's place on the front and the front's largest gap."""
-    if not ev.valid or not members:
-        return ""
-    names = ", ".join(a.label for a in axes)
-    where = placement(ev, members, axes)
-    gap = largest_gap(members, axes, reference)
-
-    def point(m: Evaluation) -> str:
-        return f"{m.value} ({', '.join(a.text(m.metrics[a.metric]) for a in axes)})"
-
-    lines = [f"Trade-off on {names} (Pareto front of {len(members)} molecules): this molecule is {where}."]
-    if gap is not None:
-        if brief:
-            lines.append(f"Largest gap of the front: between {gap[0].value} and {gap[1].value}.")
-        else:
-            lines.append(f"The front's largest gap lies between {point(gap[0])} and {point(gap[1])}: a molecule between "
-                         "them, or one better than both, widens the front the most.")
-    return "\n".join(lines)
-
-
-def write_front(objective, run_dir, result) -> list[str]:
-    """front.csv (the front's molecules, the knee flagged), front.png and hypervolume.png. The front and
-    its figure use the confirmed numbers where the run has them; the hypervolume curve is the loop's own."""
-    from pathlib import Path
-
-    from simulators.files import write_text_atomic
-
-    from ..pareto import ParetoTracker, front, knee
-    from ..plots import plot_front, plot_hypervolume
-    from ..tables import csv_text
-
-    run_dir = Path(run_dir)
-    axes, reference = objective.pareto_axes(), objective.reference_point()
-    confirmed = {c.value: c for c in result.confirmed.candidates} if result.confirmed is not None else {}
-    evaluations = [confirmed.get(e.value, e) for e in result.evaluations]  # the front's molecules with their confirmed numbers
-    members = front(evaluations, axes)
-    best = knee(members, axes, reference)
-    rows = [{"smiles": m.value, **{a.metric: m.metrics.get(a.metric) for a in axes}, "score": m.score,
-             "knee": best is not None and m.value == best.value, "confirmed": m.value in confirmed,
-             "vina_single": m.metrics.get("vina_single"), "vina_spread": m.metrics.get("vina_spread")} for m in members]
-    write_text_atomic(run_dir / "front.csv", csv_text(rows, ["smiles", *(a.metric for a in axes), "score", "knee", "confirmed",
-                                                             "vina_single", "vina_spread"]))
-    refs = result.confirmed.references if result.confirmed is not None and result.confirmed.references else result.references
-    reference_text = ", ".join(f"{a.label} {r:g}" for a, r in zip(axes, reference))
-    plot_front(evaluations, members, axes, run_dir / "front.png", refs, best, title=objective.describe_short())
-    plot_hypervolume({"this run": ParetoTracker(objective).curve(result.steps)}, run_dir / "hypervolume.png", reference_text)
-    return ["front.csv", "front.png", "hypervolume.png"]
+    """The trade-off lines of a molecule's loss (``tgsci.pareto.trade_off_text``)."""
+    return trade_off_text(ev, members, axes, reference, brief, what="molecules")

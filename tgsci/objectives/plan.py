@@ -38,6 +38,7 @@ from simulators.files import write_json_atomic, write_text_atomic
 
 from ..tables import csv_text
 from .base import Evaluation, InvalidCandidate, Objective
+from .plan_pareto import plan_axes
 from .plan_values import PlanValues
 
 __all__ = ["PlanObjective", "canonical_weights", "parse_weights"]
@@ -57,15 +58,21 @@ class PlanObjective(Objective):
     direction = "lower score is better"
 
     def __init__(self, case: CaseSpec, cache_dir: Optional[str | Path] = None, use_result_cache: bool = True,
-                 protocol: Optional[str] = None, **engine_options):
+                 protocol: Optional[str] = None, objectives: Optional[str] = None, reference_point: Optional[dict] = None,
+                 **engine_options):
         """``cache_dir`` holds the influence matrix and the table of evaluated weight vectors
         (default ``$TGSCI_CACHE_DIR/dose`` or ``~/.cache/tgsci/dose``); ``protocol``: a study
         protocol of ``tgsci.presets`` (``"paper"``: start weights 100, baselines search [100, 400]);
+        ``objectives = "goals"``: Pareto mode, one axis per clinical goal (``plan_pareto``), with
+        ``reference_point`` {goal key: value} overriding the default reference;
         ``engine_options`` go to ``DoseEngine`` (``threads``, ``check_memory``, ``warm_start``, ``progress``)."""
         from ..presets import protocol as preset
 
         self.case = case
         self.protocol = protocol
+        self.objectives = objectives
+        self._axes, self._reference = plan_axes(case, objectives, reference_point) if objectives else ([], [])
+        self._front: list[Evaluation] = []
         self._preset = preset(protocol) if protocol else {}
         self._references: Optional[list[tuple[str, Evaluation]]] = None
         self.names = case.objective_names
@@ -154,6 +161,9 @@ class PlanObjective(Objective):
             f"so that the optimized plan meets every clinical goal: {goals}. "
             f"A larger weight makes the fluence optimizer care more about that objective; only ratios between weights matter. "
             f"Lower score is better ({self.score_formula()})."
+            + (" Pareto mode: no single score decides; the aim is a wide front of trade-offs between the target's coverage "
+               "and each organ's goal (a plan counts when no other one is better on every goal at once); fill the front's gaps."
+               if self._axes else "")
         )
 
     def describe_short(self) -> str:
@@ -171,7 +181,19 @@ class PlanObjective(Objective):
         from simulators.dose.simulator import OPTIMIZER_VERSION
 
         return {"kind": self.kind, **self.case.fingerprint(), "inner_optimizer": OPTIMIZER_VERSION,
-                **({"protocol": self.protocol} if self.protocol else {})}
+                **({"protocol": self.protocol} if self.protocol else {}),
+                **({"pareto": {"objectives": self.objectives, "reference_point": self._reference}} if self.objectives else {})}
+
+    # ------------------------------------------------------------------ Pareto mode (objectives.base.Pareto)
+    def pareto_axes(self) -> list:
+        """One axis per clinical goal in Pareto mode; [] when the run optimizes the one score."""
+        return list(self._axes)
+
+    def reference_point(self) -> list[float]:
+        return list(self._reference)
+
+    def see_front(self, members: list[Evaluation]) -> None:
+        self._front = list(members)
 
     # ------------------------------------------------------------------ validation
     def validate(self, text: str) -> str:
@@ -234,8 +256,15 @@ class PlanObjective(Objective):
     def verbalize(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation], brief: bool = False) -> str:
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
-        if brief:
-            return self._brief(ev, best)
+        text = self._brief(ev, best) if brief else self._full(ev, start, best)
+        if self._axes:
+            from ..pareto import trade_off_text
+
+            trade_off = trade_off_text(ev, self._front, self._axes, self._reference, brief, what="plans")
+            text += ("\n" + trade_off) if trade_off else ""
+        return text
+
+    def _full(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
         lines = []
         for g in self.case.goals:
             v = ev.metrics[g.key]
@@ -306,6 +335,10 @@ class PlanObjective(Objective):
         write_text_atomic(run_dir / "plans.csv", csv_text(rows))
         plot_trajectory(result.steps, run_dir / "trajectory.png", PANELS, title=self.describe_short())
         files = ["plans.csv", "trajectory.png"]
+        if self._axes:
+            from ..pareto import write_front_files
+
+            files += write_front_files(self, run_dir, result)
         best, start = result.best, result.start
         if not best.valid:
             return files

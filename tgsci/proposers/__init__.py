@@ -20,6 +20,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "random": ("tgsci.proposers.random_search", "RandomProposer"),
     "graph-ga": ("tgsci.proposers.graph_ga", "GeneticProposer"),
     "tpe": ("tgsci.proposers.tpe", "TPEProposer"),
+    "nsga2": ("tgsci.proposers.tpe", "NSGA2Proposer"),
 }
 ALIASES = {"ga": "graph-ga"}
 LLM_METHODS = ("tgd",)  # methods that call an LLM (take engines)

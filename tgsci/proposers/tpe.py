@@ -12,6 +12,11 @@ lower bound).
 Determinism: the sampler is re-seeded from the loop's per-step RNG before each step, and the
 study holds only told evaluations in loop order (asked trials are closed as FAIL right away;
 TPE ignores failed trials), so a resumed run proposes what an uninterrupted one would.
+
+Pareto mode (an objective with ``pareto_axes()``): the study has one direction per axis and is told
+each evaluation's metrics on those axes: Optuna's multi-objective TPE, and NSGA-II
+(``NSGA2Proposer``: Optuna's NSGAIISampler; told evaluations are numbered into generations of
+``population_size`` in loop order, as NSGA-II would have made them).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 import warnings
 from typing import Optional
 
+from ..objectives.base import Pareto
 from .base import LoopState, Proposal, Proposer, unique_new
 
 
@@ -75,10 +81,28 @@ class TPEProposer(Proposer):
 
         self._objective = state.objective
         self._distributions = self._make_distributions(state.objective)
+        self._axes = state.objective.pareto_axes() if isinstance(state.objective, Pareto) else []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         logging.getLogger("optuna").setLevel(logging.WARNING)
-        self._study = optuna.create_study(direction="minimize", sampler=self._sampler(0))
+        if self._axes:
+            directions = ["minimize" if a.direction == "min" else "maximize" for a in self._axes]
+            self._study = optuna.create_study(directions=directions, sampler=self._sampler(0))
+        else:
+            self._study = optuna.create_study(direction="minimize", sampler=self._sampler(0))
         self._told = 0
+
+    def _told_attrs(self) -> dict:
+        """System attributes of the next told trial (NSGA-II: its generation)."""
+        return {}
+
+    def _values(self, ev):
+        """What the study is told for a valid evaluation: the score, or (Pareto mode) its axes' metrics."""
+        if not self._axes:
+            return {"value": float(ev.score)}
+        values = [ev.metrics.get(a.metric) for a in self._axes]
+        if any(v is None or not math.isfinite(v) for v in values):
+            return None
+        return {"values": [float(v) for v in values]}
 
     def tell(self, evaluations, failures) -> None:
         """Add each evaluation as a finished trial (complete, or failed when invalid)."""
@@ -94,8 +118,10 @@ class TPEProposer(Proposer):
             if set(params) != set(distributions):
                 continue
             clipped = {n: min(max(float(params[n]), d.low), d.high) for n, d in distributions.items()}
-            if ev.valid:
-                trial = create_trial(state=TrialState.COMPLETE, value=float(ev.score), params=clipped, distributions=distributions)
+            told = self._values(ev) if ev.valid else None
+            if told is not None:
+                trial = create_trial(state=TrialState.COMPLETE, params=clipped, distributions=distributions,
+                                     system_attrs=self._told_attrs(), **told)
             else:
                 trial = create_trial(state=TrialState.FAIL, params=clipped, distributions=distributions)
             with warnings.catch_warnings():
@@ -123,8 +149,12 @@ class TPEProposer(Proposer):
         for trial in asked:  # their results arrive through tell() (add_trial)
             self._study.tell(trial, state=TrialState.FAIL)
         n_complete = len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return Proposal(values=values, loss=self._phase(n_complete))
+
+    def _phase(self, n_complete: int) -> str:
         phase = "random start-up" if n_complete < self.n_startup_trials else "TPE"
-        return Proposal(values=values, loss=f"TPE ({phase}) on {n_complete} completed evaluations of {self._told} told")
+        mode = f", {len(self._axes)} objectives" if self._axes else ""
+        return f"TPE ({phase}{mode}) on {n_complete} completed evaluations of {self._told} told"
 
 
     @staticmethod
@@ -136,6 +166,38 @@ class TPEProposer(Proposer):
             except Exception:  # noqa: BLE001 - an out-of-bounds draw is skipped like a duplicate
                 return None
         return params_json(params)
+
+
+class NSGA2Proposer(TPEProposer):
+    """NSGA-II (Optuna's NSGAIISampler) on the same search space, single- or multi-objective."""
+
+    name = "nsga2"
+
+    def __init__(self, population_size: int = 8, max_tries_per_item: int = 20):
+        import optuna  # noqa: F401
+
+        super().__init__(max_tries_per_item=max_tries_per_item)
+        self.population_size = population_size
+
+    def describe(self) -> dict:
+        return {"method": self.name, "population_size": self.population_size}
+
+    def _sampler(self, seed: int):
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=seed)
+
+    def _told_attrs(self) -> dict:
+        import optuna
+
+        key = optuna.samplers.NSGAIISampler._get_generation_key()
+        return {key: self._told // self.population_size}
+
+    def _phase(self, n_complete: int) -> str:
+        mode = f", {len(self._axes)} objectives" if self._axes else ""
+        return f"NSGA-II (generation {self._told // self.population_size}, population {self.population_size}{mode}) on {n_complete} evaluations"
 
 
 def params_json(params: dict) -> str:
