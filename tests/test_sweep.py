@@ -47,6 +47,9 @@ def write_spec(path: Path, body: str) -> Path:
 
 
 def tiny_spec(path: Path, targets, methods=("random",), max_steps=1, extra="") -> Path:
+    """A small sweep at exhaustiveness 1; no multi-seed confirmation (tests/test_confirmation.py tests it)."""
+    confirm = "confirm_seeds = 1\n"
+    extra = extra.replace("[objective]\n", "[objective]\n" + confirm) if "[objective]\n" in extra else extra + "\n[objective]\n" + confirm
     return write_spec(path, f"""
 [sweep]
 name = "test"
