@@ -195,7 +195,7 @@ def axes_of(summary_pareto: dict) -> list[Axis]:
     return [Axis(a["metric"], a["direction"], a.get("label", a["metric"])) for a in summary_pareto["axes"]]
 
 
-def write_front_files(objective, run_dir, result, point_name=lambda m: m.value) -> list[str]:
+def write_front_files(objective, run_dir, result, reference_label: str = "references", point_name=lambda m: m.value) -> list[str]:
     """front.csv (the front's members, the knee flagged), front.png and hypervolume.png of a finished
     Pareto-mode run. The front and its figure use the confirmed numbers where the run has them
     (``Confirmation``); the hypervolume curve is the loop's own."""
@@ -219,6 +219,7 @@ def write_front_files(objective, run_dir, result, point_name=lambda m: m.value) 
     write_text_atomic(run_dir / "front.csv", csv_text(rows, ["value", *(a.metric for a in axes), "score", "knee", "confirmed", *extra]))
     refs = result.confirmed.references if result.confirmed is not None and result.confirmed.references else result.references
     reference_text = ", ".join(f"{a.label} {r:g}" for a, r in zip(axes, reference))
-    plot_front(evaluations, members, axes, run_dir / "front.png", refs, best, title=objective.describe_short())
+    plot_front(evaluations, members, axes, run_dir / "front.png", refs, best, title=objective.describe_short(),
+               reference_label=reference_label)
     plot_hypervolume({"this run": hypervolume_curve(result.steps, axes, reference)}, run_dir / "hypervolume.png", reference_text)
     return ["front.csv", "front.png", "hypervolume.png"]

@@ -66,9 +66,10 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     return Path(path)
 
 
-def plot_front(evaluations: list, members: list, axes: list, path: Path, references=(), knee=None, title: str = "") -> Path:
+def plot_front(evaluations: list, members: list, axes: list, path: Path, references=(), knee=None, title: str = "",
+               reference_label: str = "references") -> Path:
     """The Pareto front: every valid candidate faded, the front's members solid and joined, the knee
-    circled, references (approved drugs) as black stars. Two metrics: one scatter; three: the three
+    circled, references (approved drugs, reference plans: ``reference_label``) as black stars. Two metrics: one scatter; three: the three
     pairwise panels; more: the first metric against each other one (a member of a front in more than two
     metrics may look dominated in one panel: the figure says so)."""
     from itertools import combinations
@@ -91,7 +92,7 @@ def plot_front(evaluations: list, members: list, axes: list, path: Path, referen
         refs = [(n, e) for n, e in references if e.valid and all(e.metrics.get(a.metric) is not None for a in (xi, yj))]
         if refs:
             ax.scatter([e.metrics[xi.metric] for _, e in refs], [e.metrics[yj.metric] for _, e in refs], marker="*", s=110,
-                       color="black", label="approved drugs", zorder=4)
+                       color="black", label=reference_label, zorder=4)
             for n, e in refs:
                 ax.annotate(n, (e.metrics[xi.metric], e.metrics[yj.metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         for a, setter in ((xi, ax.set_xlabel), (yj, ax.set_ylabel)):

@@ -427,7 +427,7 @@ class MoleculeObjective(Objective):
         if self._axes:
             from ..pareto import write_front_files
 
-            files += write_front_files(self, run_dir, result)
+            files += write_front_files(self, run_dir, result, "approved drugs")
         if self.aggregation != "qed":
             files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":

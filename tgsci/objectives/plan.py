@@ -338,7 +338,7 @@ class PlanObjective(Objective):
         if self._axes:
             from ..pareto import write_front_files
 
-            files += write_front_files(self, run_dir, result)
+            files += write_front_files(self, run_dir, result, "reference plans")
         best, start = result.best, result.start
         if not best.valid:
             return files
