@@ -120,7 +120,7 @@ def test_cli_pareto_run_with_the_embedded_model(tmp_path):
     from test_cli import tgsci
 
     run = tmp_path / "run"
-    out = tgsci("molecule", "--aggregation", "qed", "--objectives", "qed,sa", "--steps", "2", "--proposals", "2",
+    out = tgsci("molecule", "--aggregation", "qed", "--objectives", "qed,sa", "--steps", "1", "--proposals", "2",
                 "--run-dir", str(run), env={"TGSCI_CACHE_DIR": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stdout + out.stderr
     summary = json.loads((run / "summary.json").read_text())
