@@ -255,7 +255,7 @@ class MoleculeDomain(Domain):
 
     def subjects(self, value: Any, options: dict, base: Optional[Path] = None) -> list[str]:
         """Target names: "all" (of targets_file when given, else DOCKSTRING's 58), "with_drugs" (those
-        with approved drugs to compare with: 39 of DOCKSTRING's) or a list."""
+        with approved drugs to compare with: 38 of DOCKSTRING's) or a list."""
         from simulators.targets import UnknownTargetError, load_manifest, target_names
 
         targets_file = options.get("targets_file")
