@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--model", default="local/smollm2-135m")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-molecule-study"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "molecule_study.txt"))
+    parser.add_argument("--report-only", action="store_true", help="report the runs --out holds (finished or not), run nothing")
     args = parser.parse_args()
 
     from simulators.targets import get_target, target_names
@@ -52,13 +53,16 @@ def main() -> None:
         "resources": {"llm_concurrency": 1},
     }
     t0 = time.perf_counter()
-    run_sweep(spec, args.out, n_workers=1, dashboard=False)
+    if not args.report_only:
+        run_sweep(spec, args.out, n_workers=1, dashboard=False)
     wall = time.perf_counter() - t0
     report = report_sweep(args.out)
+    finished = [r for r in report.rows if r["status"] == "finished"]
+    wall = sum(r["wall_s"] or 0.0 for r in finished) if args.report_only else wall
 
     docking_s, dockings, llm_s, llm_calls, run_walls = [], 0, 0.0, 0, []
     stays, flagged, confirmed_n = [], 0, 0
-    for row in report.rows:
+    for row in finished:
         run = RunRecord.load(Path(args.out) / row["name"])
         for rec in run.steps:
             for c in rec.candidates:
@@ -77,7 +81,8 @@ def main() -> None:
     lines = [f"molecule study slice: {len(targets)} targets ({', '.join(targets)}) x {len(preset['starts'])} starts "
              f"({', '.join(preset['starts'])}) x {len(methods)} methods, {args.budget} dockings per run, Pareto mode "
              f"(Vina, QED, SA; reference point Vina 0, QED 0, SA 10), exhaustiveness 8, model {args.model}",
-             f"wall {wall:.0f} s on this machine; {len(report.rows)} runs", ""]
+             f"wall {wall:.0f} s on this machine ({'sum of the finished runs' if args.report_only else 'the sweep'}); "
+             f"{len(finished)} of {len(report.rows)} runs finished", ""]
     lines.append(f"{'method':10s}{'runs':>6s}{'hypervolume':>13s}{'auc_top5':>10s}{'auc5/drug':>10s}{'best Vina':>11s}{'best QED':>10s}")
     for method in methods:
         mine = [r for r in report.rows if r["method"] == method and r["status"] == "finished"]
@@ -105,7 +110,7 @@ def main() -> None:
     # Projection: on a 32-core node a LocalCluster gives each of 32 runs one core (simulators.docking.docking_layout);
     # a docking on 1 thread costs about 1.7x one on 2 threads (benchmarks/results/docking_batch.txt).
     one_core = per_dock * 1.7
-    per_run_confirm = 2 * confirmed_n / max(1, len(report.rows))  # the 2 extra seeds of each confirmed molecule (drugs: once per target)
+    per_run_confirm = 2 * confirmed_n / max(1, len(finished))  # the 2 extra seeds of each confirmed molecule (drugs: once per target)
     lines.append(f"confirmation: {per_run_confirm:.0f} extra dockings per run at most (2 more seeds of each confirmed molecule)")
     for label, n_targets in ((f"paper comparison: {len(with_drugs)} targets with drugs", len(with_drugs)),
                              ("oracle efficiency: all 58 DOCKSTRING targets", 58)):
