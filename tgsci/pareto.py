@@ -223,3 +223,34 @@ def write_front_files(objective, run_dir, result, reference_label: str = "refere
                reference_label=reference_label)
     plot_hypervolume({"this run": hypervolume_curve(result.steps, axes, reference)}, run_dir / "hypervolume.png", reference_text)
     return ["front.csv", "front.png", "hypervolume.png"]
+
+
+class ParetoMode:
+    """The ``objectives.base.Pareto`` capability for a domain objective: its axes and reference point
+    (none: the run optimizes the one score), the last front the loop showed it, and what it adds to
+    the loss and to the run's files in that mode."""
+
+    _axes: list = []
+    _reference: list = []
+    _front: list = []
+
+    def set_pareto(self, axes: Sequence[Axis], reference: Sequence[float]) -> None:
+        self._axes, self._reference, self._front = list(axes), list(reference), []
+
+    def pareto_axes(self) -> list:
+        """The axes of Pareto mode; [] when the run optimizes the one score."""
+        return list(self._axes)
+
+    def reference_point(self) -> list[float]:
+        return list(self._reference)
+
+    def see_front(self, members: list[Evaluation]) -> None:
+        self._front = list(members)
+
+    def trade_off(self, ev: Evaluation, brief: bool, what: str) -> str:
+        """The trade-off lines of the loss ('' outside Pareto mode)."""
+        return trade_off_text(ev, self._front, self._axes, self._reference, brief, what) if self._axes else ""
+
+    def front_files(self, run_dir, result, reference_label: str) -> list[str]:
+        """front.csv, front.png, hypervolume.png in Pareto mode ([] outside it)."""
+        return write_front_files(self, run_dir, result, reference_label) if self._axes else []

@@ -19,9 +19,10 @@ from simulators.files import write_json_atomic, write_text_atomic
 
 from ..formats import ValueFormat
 from ..tables import csv_text
+from ..pareto import ParetoMode
 from .base import Evaluation, InvalidCandidate, Objective
 from .molecule_goals import goal_met, goal_text, parse_goal
-from .molecule_pareto import front_text, pareto_axes
+from .molecule_pareto import pareto_axes
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
@@ -49,7 +50,7 @@ sub2 ::= term | branch2
 """
 
 
-class MoleculeObjective(Objective):
+class MoleculeObjective(ParetoMode, Objective):
     kind = "molecule"
     role_description = "SMILES string of a candidate drug molecule"
     what = "molecule"
@@ -128,8 +129,8 @@ class MoleculeObjective(Objective):
                 raise ValueError(f"{key} must be an integer >= 1, not {n!r}")
         self.confirm_seeds, self.confirm_top = confirm_seeds, confirm_top
         self.objectives = tuple(objectives)
-        self._axes, self._reference = pareto_axes(self.objectives, reference_point, aggregation) if self.objectives else ([], [])
-        self._front: list[Evaluation] = []
+        if self.objectives:
+            self.set_pareto(*pareto_axes(self.objectives, reference_point, aggregation))
         self.compare_references = compare_references
         self._simulators: dict = {(self.targets[t].name if t in self.targets else self._known(t).name): sim
                                   for t, sim in (simulators or {}).items()}
@@ -295,17 +296,6 @@ class MoleculeObjective(Objective):
         valid = [(n, e) for n, e in self.references() if e.valid]
         return min(valid, key=lambda ne: ne[1].score) if valid else None
 
-    # ------------------------------------------------------------------ Pareto mode (objectives.base.Pareto)
-    def pareto_axes(self) -> list:
-        """The axes of Pareto mode; [] when the run optimizes the one score."""
-        return list(self._axes)
-
-    def reference_point(self) -> list[float]:
-        return list(self._reference)
-
-    def see_front(self, members: list[Evaluation]) -> None:
-        self._front = list(members)
-
     def confirm(self, result):
         """The run's best molecules and the drugs re-docked with ``confirm_seeds`` seeds (``Confirms``)."""
         from .molecule_confirm import confirm_molecules
@@ -327,7 +317,7 @@ class MoleculeObjective(Objective):
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
         text = self._brief(ev, start, best) if brief else self._full(ev, start, best)
-        trade_off = front_text(ev, self._front, self._axes, self._reference, brief) if self._axes else ""
+        trade_off = self.trade_off(ev, brief, "molecules")
         return text + ("\n" + trade_off if trade_off else "")
 
     def _full(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
@@ -424,10 +414,7 @@ class MoleculeObjective(Objective):
         if result.confirmed is not None:
             write_text_atomic(run_dir / "confirmed.csv", confirmed_csv(result.confirmed))
             files.append("confirmed.csv")
-        if self._axes:
-            from ..pareto import write_front_files
-
-            files += write_front_files(self, run_dir, result, "approved drugs")
+        files += self.front_files(run_dir, result, "approved drugs")
         if self.aggregation != "qed":
             files += self._write_receptor(run_dir)
         if result.best.valid and self.aggregation != "qed":

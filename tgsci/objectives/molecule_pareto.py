@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..pareto import Axis, trade_off_text
-from .base import Evaluation
+from ..pareto import Axis
 
 AXES = {
     "vina": Axis("vina", "min", "Vina", "kcal/mol", ".1f"),
@@ -53,7 +52,3 @@ def pareto_axes(names: Sequence[str], reference: Optional[dict] = None, aggregat
         point.append(float(value))
     return [AXES[n] for n in names], point
 
-
-def front_text(ev: Evaluation, members: Sequence[Evaluation], axes: Sequence[Axis], reference: Sequence[float], brief: bool) -> str:
-    """The trade-off lines of a molecule's loss (``tgsci.pareto.trade_off_text``)."""
-    return trade_off_text(ev, members, axes, reference, brief, what="molecules")

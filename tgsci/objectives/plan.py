@@ -37,6 +37,7 @@ from simulators.dose.weights import canonical_weights, round_sig
 from simulators.files import write_json_atomic, write_text_atomic
 
 from ..tables import csv_text
+from ..pareto import ParetoMode
 from .base import Evaluation, InvalidCandidate, Objective
 from .plan_pareto import plan_axes
 from .plan_values import PlanValues
@@ -52,7 +53,7 @@ def parse_weights(case: CaseSpec, text: str) -> str:
     return PlanValues(case, case.start_weights()).parse(text)
 
 
-class PlanObjective(Objective):
+class PlanObjective(ParetoMode, Objective):
     kind = "plan"
     what = "weight vector"
     direction = "lower score is better"
@@ -71,8 +72,8 @@ class PlanObjective(Objective):
         self.case = case
         self.protocol = protocol
         self.objectives = objectives
-        self._axes, self._reference = plan_axes(case, objectives, reference_point) if objectives else ([], [])
-        self._front: list[Evaluation] = []
+        if objectives:
+            self.set_pareto(*plan_axes(case, objectives, reference_point))
         self._preset = preset(protocol) if protocol else {}
         self._references: Optional[list[tuple[str, Evaluation]]] = None
         self.names = case.objective_names
@@ -184,17 +185,6 @@ class PlanObjective(Objective):
                 **({"protocol": self.protocol} if self.protocol else {}),
                 **({"pareto": {"objectives": self.objectives, "reference_point": self._reference}} if self.objectives else {})}
 
-    # ------------------------------------------------------------------ Pareto mode (objectives.base.Pareto)
-    def pareto_axes(self) -> list:
-        """One axis per clinical goal in Pareto mode; [] when the run optimizes the one score."""
-        return list(self._axes)
-
-    def reference_point(self) -> list[float]:
-        return list(self._reference)
-
-    def see_front(self, members: list[Evaluation]) -> None:
-        self._front = list(members)
-
     # ------------------------------------------------------------------ validation
     def validate(self, text: str) -> str:
         return parse_weights(self.case, text)
@@ -257,11 +247,8 @@ class PlanObjective(Objective):
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
         text = self._brief(ev, best) if brief else self._full(ev, start, best)
-        if self._axes:
-            from ..pareto import trade_off_text
-
-            trade_off = trade_off_text(ev, self._front, self._axes, self._reference, brief, what="plans")
-            text += ("\n" + trade_off) if trade_off else ""
+        trade_off = self.trade_off(ev, brief, "plans")
+        text += ("\n" + trade_off) if trade_off else ""
         return text
 
     def _full(self, ev: Evaluation, start: Optional[Evaluation], best: Optional[Evaluation]) -> str:
@@ -335,10 +322,7 @@ class PlanObjective(Objective):
         write_text_atomic(run_dir / "plans.csv", csv_text(rows))
         plot_trajectory(result.steps, run_dir / "trajectory.png", PANELS, title=self.describe_short())
         files = ["plans.csv", "trajectory.png"]
-        if self._axes:
-            from ..pareto import write_front_files
-
-            files += write_front_files(self, run_dir, result, "reference plans")
+        files += self.front_files(run_dir, result, "reference plans")
         best, start = result.best, result.start
         if not best.valid:
             return files
