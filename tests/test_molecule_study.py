@@ -85,3 +85,8 @@ def test_top5_auc_scaled_from_the_start_to_the_best_reference(tmp_path):
     auc5 = top_k_auc(scores, 5, k=5)
     assert row["auc_top5"] == pytest.approx(auc5, abs=1e-4) and row["auc_top10"] == pytest.approx(top_k_auc(scores, 5), abs=1e-4)
     assert row["auc_top5_vs_ref"] == pytest.approx((42 - auc5) / (42 - 0), abs=1e-4)  # 0 = the start, 1 = the best reference
+
+
+def test_a_misspelt_target_selector_names_the_selectors(tmp_path):
+    with pytest.raises(SpecError, match="unknown target 'with_drug'.*\\(or \"all\", \"with_drugs\"\\)"):
+        parse_spec({"sweep": {"kind": "molecule", "targets": "with_drug", "method": "random", "protocol": "paper"}})

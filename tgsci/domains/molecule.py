@@ -271,7 +271,10 @@ class MoleculeDomain(Domain):
                     raise SpecError("no target of the manifest has approved drugs ([[targets.NAME.references]])", self.subjects_key)
             return names
         if isinstance(value, str):
-            value = [value]
+            try:
+                return [self._name(value, self.subjects_key, targets_file)]
+            except SpecError as exc:
+                raise SpecError(f'{exc} (or "all", "with_drugs")', self.subjects_key) from None
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise SpecError('targets must be "all", "with_drugs" or a non-empty list of target names', self.subjects_key)
         return list(dict.fromkeys(self._name(v, self.subjects_key, targets_file) for v in value))
