@@ -85,7 +85,8 @@ def plot_front(evaluations: list, members: list, axes: list, path: Path, referen
         ax.scatter([e.metrics[xi.metric] for e in rest], [e.metrics[yj.metric] for e in rest], s=14, color="tab:blue",
                    alpha=0.25, label="dominated")
         front_pts = sorted((m.metrics[xi.metric], m.metrics[yj.metric]) for m in members)
-        ax.plot([p[0] for p in front_pts], [p[1] for p in front_pts], "o-", color="tab:red", ms=5, lw=1, label="Pareto front")
+        style = "o-" if len(axes) == 2 else "o"  # a front of more metrics is not a line in one panel
+        ax.plot([p[0] for p in front_pts], [p[1] for p in front_pts], style, color="tab:red", ms=5, lw=1, label="Pareto front")
         if knee is not None and knee.valid:
             ax.scatter([knee.metrics[xi.metric]], [knee.metrics[yj.metric]], s=140, facecolors="none", edgecolors="black",
                        linewidths=1.5, label="knee", zorder=5)
@@ -99,10 +100,9 @@ def plot_front(evaluations: list, members: list, axes: list, path: Path, referen
             setter(f"{a.label}{' (' + a.unit + ')' if a.unit else ''}, {'lower' if a.direction == 'min' else 'higher'} is better")
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7, loc="best")
-    if len(axes) > 2:
-        fig.text(0.01, 0.01, f"front of all {len(axes)} metrics: in one panel a member can look dominated", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    note = f"front of all {len(axes)} metrics: in one panel a member can look dominated" if len(axes) > 2 else ""
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=10 if not note else 9)
     return save_figure(fig, path)
 
 
