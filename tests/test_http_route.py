@@ -5,6 +5,7 @@ the tests talk to it exactly as tgsci talks to Ollama, vLLM or a llama.cpp serve
 (`--model openai/... --api-base http://.../v1`, the key in OPENAI_API_KEY). No mock.
 """
 
+import csv
 import json
 import os
 import re
@@ -145,23 +146,44 @@ def test_cli_run_over_http_survives_a_killed_server(tmp_path):
     assert srv.key not in (run_dir / "config.json").read_text() + (run_dir / "trajectory.jsonl").read_text()
 
 
-def test_a_sweep_whose_workers_share_one_server(client_env, tmp_path):
-    from tgsci.sweep import run_sweep
+def test_a_sweep_whose_workers_share_one_server_and_its_rate_limit(client_env, tmp_path):
+    """Four workers behind a proxy that answers 429 (Retry-After: 1) above one request per 2 s, as a
+    hosted API does: the limit set in [engine] (24 a minute) is kept by all of them together (one book
+    on the Dask scheduler). No run fails; any 429 (a cold worker's first request can arrive late) is
+    recorded and honoured; the waits are recorded per run and in the sweep's table."""
+    from rate_proxy import RateLimitedProxy
 
-    spec = {
-        "sweep": {"name": "http", "kind": "molecule", "targets": ["PPARA", "JAK2"], "starts": ["c1ccccc1"], "seeds": [0], "methods": ["tgd"]},
-        "budget": {"max_steps": 2, "n_proposals": 2, "patience": 0},
-        "engine": {"model": MODEL, "api_base": client_env.url, "temperature": 0.8},
-        "objective": {"aggregation": "qed", "compare_references": False},
-        "resources": {"n_workers": 2, "llm_concurrency": 2},
-    }
-    run_sweep(spec, tmp_path / "sweep", n_workers=2, dashboard=False)
+    from tgsci.sweep import run_sweep
+    from tgsci.sweep.report import report_sweep
+
+    with RateLimitedProxy(client_env.url.removesuffix("/v1"), limit=1, window=2.0) as proxy:
+        spec = {
+            "sweep": {"name": "http", "kind": "molecule", "targets": ["PPARA", "JAK2"], "starts": ["c1ccccc1", "c1ccncc1"],
+                      "seeds": [0], "methods": ["tgd"]},
+            "budget": {"max_steps": 1, "n_proposals": 2, "patience": 0},
+            "engine": {"model": MODEL, "api_base": proxy.url, "temperature": 0.8, "max_tokens": 160, "requests_per_minute": 24},
+            "objective": {"aggregation": "qed", "compare_references": False},
+            "resources": {"n_workers": 4, "llm_concurrency": 4},
+        }
+        result = run_sweep(spec, tmp_path / "sweep", n_workers=4, dashboard=False)
+    assert result.ok and result.n_workers == 4
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if (p / "config.json").is_file())
-    assert len(runs) == 2
+    assert len(runs) == 4
+    usage = []
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
-        assert summary["stop_reason"] == "max_steps" and summary["usage"]["calls"] >= 4 and summary["usage"]["failed_calls"] == 0
-        assert json.loads((run / "config.json").read_text())["method"]["feedback_engine"]["api_base"] == client_env.url
+        assert summary["stop_reason"] == "max_steps" and summary["usage"]["calls"] >= 2
+        usage.append(summary["usage"])
+        engine = json.loads((run / "config.json").read_text())["method"]["feedback_engine"]
+        assert engine["api_base"] == proxy.url and engine["rate_limits"]["requests_per_minute"] == 24
+    assert all(u["failed_calls"] == u["rate_limited"] for u in usage)  # nothing failed but 429s, each retried
+    assert sum(u["rate_limited"] for u in usage) == len(proxy.refused) <= 4, proxy.refused  # every 429 recorded; few
+    assert len(proxy.accepted) >= 8
+    # 8+ requests spaced 2.5 s apart by one shared book: the runs waited, together at least a few seconds
+    assert sum(u["wait_seconds"] for u in usage) > 5.0, usage
+    report_sweep(tmp_path / "sweep")
+    rows = list(csv.DictReader(open(tmp_path / "sweep" / "summary.csv")))
+    assert sorted(float(r["rate_wait_s"]) for r in rows) == sorted(round(u["wait_seconds"], 2) for u in usage)
 
 
 def test_serve_without_a_key_in_the_environment_makes_one(tmp_path):

@@ -11,6 +11,8 @@
     max_tokens = 512
     timeout = 120
     max_retries = 3                  # per call, with backoff, on timeouts, 429s and 5xx
+    requests_per_minute = 500        # optional: the provider's limits, kept by every caller of the
+    tokens_per_minute = 200000       #   model together (a sweep's workers share one limit)
 
 Keys are never read from files: providers read them from their environment variables.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .engine import DEFAULT_MODEL, Engine
+from .rate_limit import RateLimits
 
 ENV = {
     "model": "TGSCI_MODEL",
@@ -33,8 +36,10 @@ ENV = {
     "max_tokens": "TGSCI_MAX_TOKENS",
     "timeout": "TGSCI_TIMEOUT",
     "max_retries": "TGSCI_MAX_RETRIES",
+    "requests_per_minute": "TGSCI_REQUESTS_PER_MINUTE",
+    "tokens_per_minute": "TGSCI_TOKENS_PER_MINUTE",
 }
-FLOATS = {"temperature", "timeout"}
+FLOATS = {"temperature", "timeout", "requests_per_minute", "tokens_per_minute"}
 INTS = {"max_tokens", "max_retries"}
 # The [engine] settings tgsci passes on (to litellm, and into run records): anything else, e.g.
 # extra_headers or aws_secret_access_key, could carry a credential into config.json. Refused.
@@ -86,12 +91,12 @@ def engine_settings(overrides: Optional[dict] = None, path: Optional[Path] = Non
     if unknown:
         raise ConfigError(f"unknown [engine] setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                           f"allowed: {', '.join(ALLOWED)} (keys and headers come from the environment only)")
-    for key in FLOATS:
+    for key in (*FLOATS, *INTS):
         if key in merged:
-            merged[key] = float(merged[key])
-    for key in INTS:
-        if key in merged:
-            merged[key] = int(merged[key])
+            try:
+                merged[key] = (float if key in FLOATS else int)(merged[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"[engine] {key} must be a number, not {merged[key]!r}") from None
     merged.setdefault("model", DEFAULT_MODEL)
     if merged["model"].startswith("local/"):
         for key, value in LOCAL_DEFAULTS.items():
@@ -110,7 +115,12 @@ def make_engines(overrides: Optional[dict] = None, path: Optional[Path] = None, 
     retries = settings.pop("max_retries", 3)
     if retries < 0:
         raise ConfigError(f"max_retries must be >= 0, not {retries}")
-    feedback = Engine(feedback_model, api_base, timeout=timeout, max_retries=retries, cache=cache, **settings)
+    try:
+        limits = RateLimits(settings.pop("requests_per_minute", None), settings.pop("tokens_per_minute", None))
+    except ValueError as exc:
+        raise ConfigError(f"[engine] {exc}") from None
+    common = dict(timeout=timeout, max_retries=retries, cache=cache, rate_limits=limits)
+    feedback = Engine(feedback_model, api_base, **common, **settings)
     if optimizer_model == feedback_model:
         return feedback, feedback
-    return feedback, Engine(optimizer_model, api_base, timeout=timeout, max_retries=retries, cache=cache, **settings)
+    return feedback, Engine(optimizer_model, api_base, **common, **settings)

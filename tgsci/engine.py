@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .rate_limit import LocalLimiter, RateLimits, estimate_tokens, limiter_key
+
 # litellm downloads its price map at import unless told not to (no network here).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -55,6 +57,8 @@ class Usage:
     prompt_seconds: float = 0.0  # prompt processing, where the provider reports it (the embedded model does)
     generation_seconds: float = 0.0
     cached_prompt_tokens: int = 0  # prompt tokens served from the provider's KV/prompt cache
+    rate_limited: int = 0  # 429 replies (each also counts as a failed call)
+    wait_seconds: float = 0.0  # time spent waiting for the model's rate limit or a 429's Retry-After
 
     def add(self, other: "Usage") -> None:
         for name, value in asdict(other).items():
@@ -80,6 +84,8 @@ class Usage:
                 f" + {self.completion_tokens} completion tokens, ${self.cost_usd:.4f}, {self.seconds:.1f} s")
         if self.prompt_seconds or self.generation_seconds:
             line += f" (prompt {self.prompt_seconds:.1f} s, generation {self.generation_seconds:.1f} s)"
+        if self.rate_limited or self.wait_seconds:
+            line += f"; {self.wait_seconds:.1f} s waiting for the rate limit, {self.rate_limited} rate-limited (429)"
         return line
 
 
@@ -145,6 +151,7 @@ class Engine:
         backoff_s: float = 1.0,
         cache: bool = True,
         cache_dir: Optional[os.PathLike] = None,
+        rate_limits: Optional[RateLimits] = None,
         **sampling: Any,
     ) -> None:
         if "api_key" in sampling:
@@ -156,6 +163,10 @@ class Engine:
         self.backoff_s = backoff_s
         self.sampling = dict(sampling)
         self.usage = Usage()
+        # The model's requests/tokens per minute, shared with every engine on the same model and
+        # endpoint: in this process by default; a sweep task swaps in the Dask scheduler's book.
+        self.rate_limits = rate_limits or RateLimits()
+        self.limiter = LocalLimiter(limiter_key(self.model, self.api_base), self.rate_limits) if self.rate_limits.active else None
         self._cache = _open_cache(Path(cache_dir) if cache_dir else default_cache_dir()) if cache else None
         if self.model.startswith("local/"):
             from .local_llm import register_local_provider
@@ -175,7 +186,10 @@ class Engine:
         """What a run record keeps about this engine: never a key (credentials in the URL are masked)."""
         secret = ("key", "secret", "token", "header", "password", "auth")
         sampling = {k: "***" if any(w in k.lower() for w in secret) else v for k, v in self.sampling.items()}
-        return {"model": self.model, "api_base": masked_url(self.api_base), "sampling": sampling, "timeout": self.timeout}
+        described = {"model": self.model, "api_base": masked_url(self.api_base), "sampling": sampling, "timeout": self.timeout}
+        if self.rate_limits.active:
+            described["rate_limits"] = self.rate_limits.to_dict()
+        return described
 
     def check_keys(self) -> None:
         missing = missing_keys(self.model)
@@ -228,10 +242,14 @@ class Engine:
         )
         self.check_keys()
         last_error: Optional[BaseException] = None
-        failed = 0
+        failed = limited = 0
+        waited = 0.0
         started = time.perf_counter()
+        estimate = estimate_tokens(messages, call_kwargs.get("max_tokens"))
         for attempt in range(self.max_retries + 1):
+            waited += self._wait_for_slot(estimate)
             start = time.perf_counter()
+            delay = self.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
             try:
                 response = litellm.completion(
                     model=self.model,
@@ -239,11 +257,16 @@ class Engine:
                     api_base=self.api_base,
                     timeout=self.timeout,
                     num_retries=0,
+                    max_retries=0,  # the provider SDK's own retries off: 429s are counted and shared here
                     drop_params=True,  # e.g. `seed` for providers without it: dropped, not an error
                     **call_kwargs,
                 )
                 reply = _reply_from_response(response, time.perf_counter() - start)
                 reply.usage.failed_calls = failed
+                reply.usage.rate_limited = limited
+                reply.usage.wait_seconds = waited
+                if self.limiter is not None:
+                    self.limiter.settle(reply.usage.prompt_tokens + reply.usage.completion_tokens - estimate)
                 if reply.text.strip():
                     return reply
                 last_error = EngineError("empty reply")
@@ -251,17 +274,53 @@ class Engine:
                 raise MissingKeyError(f"{self.model}: authentication failed; check the provider's key variable") from None
             except (lx.BadRequestError, lx.NotFoundError) as exc:
                 raise EngineError(f"{self.model}: request rejected: {_short(exc)}") from None
+            except lx.RateLimitError as exc:
+                last_error = exc
+                limited += 1
+                delay = retry_after_s(exc) or delay
+                if self.limiter is not None:  # every caller of this model waits, not only this one
+                    self.limiter.hold(delay)
             except transient as exc:
                 last_error = exc
             failed += 1
             if attempt < self.max_retries:
-                delay = self.backoff_s * (2**attempt) * (1 + 0.25 * random.random())
                 log.warning("LLM call failed (%s); retry %d/%d in %.1fs", _short(last_error), attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
+                if self.limiter is None or not isinstance(last_error, lx.RateLimitError):
+                    time.sleep(delay)
+                    waited += delay if isinstance(last_error, lx.RateLimitError) else 0.0
         self.usage.failed_calls += failed
+        self.usage.rate_limited += limited
+        self.usage.wait_seconds += waited
         where = f" at {masked_url(self.api_base)}" if self.api_base else ""
         raise EngineError(f"{self.model}{where}: no usable reply after {self.max_retries + 1} attempts: {_short(last_error)}",
-                          usage=Usage(failed_calls=failed, seconds=time.perf_counter() - started))
+                          usage=Usage(failed_calls=failed, rate_limited=limited, wait_seconds=waited,
+                                      seconds=time.perf_counter() - started))
+
+    def _wait_for_slot(self, tokens: int) -> float:
+        """Sleep until the model's rate limit lets this request start; returns the seconds waited."""
+        if self.limiter is None:
+            return 0.0
+        wait = self.limiter.reserve(tokens)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+
+MAX_RETRY_AFTER_S = 300.0
+
+
+def retry_after_s(exc: BaseException) -> Optional[float]:
+    """The Retry-After a 429 carried (seconds or an HTTP date), capped at 5 minutes; None if absent."""
+    from litellm.utils import _get_retry_after_from_exception_header
+
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        seconds = _get_retry_after_from_exception_header(headers)
+    except Exception:
+        return None
+    if seconds is None or seconds < 0:
+        return None
+    return min(float(seconds), MAX_RETRY_AFTER_S)
 
 
 def masked_url(url: Optional[str]) -> Optional[str]:

@@ -69,7 +69,7 @@ def _value(ev, metric: str):
 def run_columns(domain: Domain) -> list[str]:
     return ["name", "kind", domain.subject, "start", "seed", "method", "status", "best_score", domain.value_column,
             *domain.summary_columns, "steps", "evaluations", "stop_reason", "prompt_tokens", "completion_tokens", "tokens",
-            "llm_calls", "cost_usd", "wall_s", "simulations", "attempts", "failures", "auc_top10", "auc_top5",
+            "llm_calls", "llm_retries", "rate_limited", "rate_wait_s", "cost_usd", "wall_s", "simulations", "attempts", "failures", "auc_top10", "auc_top5",
             "auc_top5_vs_ref", "hypervolume", f"ref_best_{_ref_metric(domain)}", "confirmed_repeats", "single_best_stays_best", "error"]
 
 
@@ -127,7 +127,9 @@ def _run_row(out: Path, run: dict, status_entry: dict, domain: Domain) -> tuple[
         "stop_reason": record.summary.stop_reason if record and record.summary else None,
         "prompt_tokens": usage.prompt_tokens if usage else 0, "completion_tokens": usage.completion_tokens if usage else 0,
         "tokens": (usage.prompt_tokens + usage.completion_tokens) if usage else 0,
-        "llm_calls": usage.calls if usage else 0, "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
+        "llm_calls": usage.calls if usage else 0, "llm_retries": usage.failed_calls if usage else 0,
+        "rate_limited": usage.rate_limited if usage else 0, "rate_wait_s": round(usage.wait_seconds, 2) if usage else 0.0,
+        "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
         "wall_s": round(wall, 2) if attempts else None,
         "simulations": sum(int(a.get("simulations") or 0) for a in attempts) if attempts else None,
         "attempts": max(int(status_entry.get("attempts", 0)), len(attempts)), "failures": status_entry.get("failures", 0),

@@ -28,7 +28,8 @@ from ..proposers import canonical_method
 SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
     "sweep": ("name", "kind", "targets_file", "starts", "seeds", "method", "methods", "protocol"),
     "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score", "stop_when"),
-    "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries"),
+    "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries",
+               "requests_per_minute", "tokens_per_minute"),
     "objective": None,  # the domain's options (tgsci.domains)
     "resources": ("n_workers", "llm_concurrency", "docking_workers", "max_attempts", "cache_dir", "run_lock_timeout_s"),
 }
@@ -187,6 +188,8 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
     for key, value in engine.items():
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise SpecError(f"{where.at('engine', key)}: engine.{key} must be a string or a number")
+        if key in ("requests_per_minute", "tokens_per_minute") and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise SpecError(f"{where.at('engine', key)}: engine.{key} must be a number > 0 (the provider's limit per minute)")
 
     objectives, run_starts = {}, {}
     for subject in subjects:

@@ -60,11 +60,29 @@ def _engines(run: dict, semaphore):
     if run["method"] not in LLM_METHODS:
         return None, None
     engine, optimizer_engine = make_engines(run.get("engine") or None)
+    for each in {id(engine): engine, id(optimizer_engine): optimizer_engine}.values():
+        _share_rate_limit(each)
     if semaphore is not None:
         same = optimizer_engine is engine
         engine = LimitedEngine(engine, semaphore)  # wrapped once when shared: usage counted once
         optimizer_engine = engine if same else LimitedEngine(optimizer_engine, semaphore)
     return engine, optimizer_engine
+
+
+def _share_rate_limit(engine) -> None:
+    """A rate-limited engine on a Dask worker books its calls on the scheduler: one limit per model
+    for every worker of the sweep (not one per worker)."""
+    if engine.limiter is None:
+        return
+    from distributed import get_client
+
+    from ..rate_limit import SchedulerLimiter
+
+    try:
+        client = get_client()
+    except ValueError:  # not inside a Dask task: the process's own book
+        return
+    engine.limiter = SchedulerLimiter(engine.limiter.key, engine.rate_limits, client)
 
 
 def _worker_address() -> Optional[str]:
