@@ -62,17 +62,24 @@ def setup() -> None:
     STAMP.write_text(fingerprint())
 
 
-def ensure_chromium() -> None:
-    """The report tests render HTML in headless Chromium: install Debian's package when we can."""
-    if os.environ.get("TGSCI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"):
+def ensure_system_packages() -> None:
+    """What the whole suite needs beyond Python, from Debian when we can (root + apt-get): headless
+    Chromium for the HTML report tests, SLURM and munge for the real-cluster sweep tests."""
+    wanted = []
+    if not (os.environ.get("TGSCI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")):
+        wanted.append("chromium")
+    if not all(shutil.which(c) or os.path.exists(f"/usr/sbin/{c}") for c in ("sbatch", "slurmctld", "slurmd", "munged")):
+        wanted += ["slurm-wlm", "munge"]
+    if not wanted:
         return
     if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
-        print("note: the HTML report tests need headless Chromium: install it (e.g. `sudo apt-get install chromium`) "
-              "or set TGSCI_CHROMIUM to a Chromium/Chrome binary", flush=True)
+        print(f"note: the whole suite needs {', '.join(wanted)} (HTML report tests: chromium, or TGSCI_CHROMIUM set to a "
+              f"Chromium/Chrome binary; cluster tests: slurm-wlm and munge, run as root): install them, e.g. "
+              f"`sudo apt-get install {' '.join(wanted)}`", flush=True)
         return
-    print("installing Debian's chromium for the HTML report tests (about a minute)", flush=True)
+    print(f"installing Debian's {', '.join(wanted)} for the report and cluster tests (about a minute)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    install = ["apt-get", "install", "-y", "-q", *wanted]
     if subprocess.call(install, env=env, stdout=subprocess.DEVNULL) != 0:
         subprocess.call(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
         subprocess.call(install, env=env, stdout=subprocess.DEVNULL)
@@ -136,7 +143,7 @@ def main() -> None:
             print("quick tier: tests not marked slow (python3 dev.py test runs the whole suite, as CI does)", flush=True)
             extra = ["-m", "not slow", *(extra or ["tests"])]
         else:
-            ensure_chromium()
+            ensure_system_packages()
         code = run([PY, "-m", "pytest", "-q", "-ra"] + (extra or ["tests"]))
         if code == 5:
             print("pytest collected no tests: that is a failure here", flush=True)

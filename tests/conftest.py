@@ -14,7 +14,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # servers, the embedded model end to end, DICOM patients, sweeps) and every test marked slow itself.
 SLOW_MODULES = {"test_docking", "test_http_route", "test_local_llm", "test_notebooks", "test_receptor", "test_patient",
                 "test_sweep", "test_confirmation", "test_protocol", "test_faults", "test_dose_engine", "test_plan_judging",
-                "test_plan_levels", "test_plan_pareto"}
+                "test_plan_levels", "test_plan_pareto", "test_slurm"}
 
 
 def pytest_collection_modifyitems(config, items):

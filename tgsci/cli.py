@@ -396,15 +396,41 @@ def sweep(
     workers: Optional[int] = typer.Option(None, help="LocalCluster worker processes (default: the cores)."),
     max_attempts: Optional[int] = typer.Option(None, help="Retries of a failing run."),
     llm_concurrency: Optional[int] = typer.Option(None, help="Concurrent LLM calls across the sweep."),
+    cluster: str = typer.Option("local", help="local (this machine) or slurm (workers as SLURM jobs; run on a login node)."),
+    jobs: int = typer.Option(2, help="slurm: jobs to keep running (a lost one is replaced)."),
+    cores_per_job: int = typer.Option(4, help="slurm: CPUs per job, one single-threaded Dask worker each."),
+    memory: str = typer.Option("8GB", help="slurm: memory per job (Vina + RDKit: ~1-2 GB per worker)."),
+    walltime: str = typer.Option("04:00:00", help="slurm: time limit per job (a finished run is never lost to it)."),
+    queue: Optional[str] = typer.Option(None, help="slurm: partition."),
+    account: Optional[str] = typer.Option(None, help="slurm: account to charge."),
+    python: Optional[str] = typer.Option(None, help="slurm: the Python on the nodes (default: this one; the venv must be shared)."),
+    interface: Optional[str] = typer.Option(None, help="slurm: network interface the workers reach the scheduler on (e.g. ib0)."),
+    cache_dir: Optional[str] = typer.Option(None, help="slurm: TGSCI_CACHE_DIR on the nodes, on node-local disk (e.g. '$TMPDIR/tgsci')."),
 ) -> None:
     """Run every target x start x seed x method of a spec on Dask; re-running resumes."""
     from .record import RunDirError
     from .sweep import SpecError, SweepLockedError, run_sweep
+    from .sweep.slurm import ClusterError, SlurmSettings, run_sweep_on_slurm
 
+    if cluster not in ("local", "slurm"):
+        _fail(f"--cluster must be local or slurm, not {cluster!r}")
+    options = dict(progress=True, max_attempts=max_attempts, llm_concurrency=llm_concurrency)
     try:
-        result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, progress=True, max_attempts=max_attempts, llm_concurrency=llm_concurrency)
-    except (SpecError, SweepLockedError, FileNotFoundError, RunDirError) as exc:
+        if cluster == "slurm":
+            settings = SlurmSettings(jobs=jobs, cores_per_job=cores_per_job, memory=memory, walltime=walltime, queue=queue,
+                                     account=account, python=python or sys.executable, interface=interface,
+                                     log_dir=out / "slurm-logs", cache_dir=cache_dir)
+            console.print(f"SLURM: {jobs} job(s) x {cores_per_job} worker(s), {memory}, {walltime}"
+                          f"{f', partition {queue}' if queue else ''}{f', account {account}' if account else ''}; logs in {out / 'slurm-logs'}")
+            result = run_sweep_on_slurm(spec, out, settings, **options)
+        else:
+            result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, **options)
+    except (SpecError, SweepLockedError, FileNotFoundError, RunDirError, ClusterError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: every finished run and step is recorded in {out}; "
+                      f"run the same command again to resume (status: {out / 'status.json'})")
+        raise typer.Exit(code=130)
     console.print(f"{len(result.finished)} finished, {len(result.failed)} failed; report: tgsci report {out}")
     if not result.ok:
         raise typer.Exit(code=1)

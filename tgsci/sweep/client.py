@@ -94,14 +94,17 @@ def run_sweep(
     dashboard: bool = True,
     callback: Optional[Callable[[dict], None]] = None,
     console=None,
+    watch: Optional[Callable] = None,
 ) -> SweepResult:
     """Expand the sweep file into runs and execute the unfinished ones on Dask.
 
     ``scheduler``: None = a LocalCluster of ``n_workers`` processes (default: the machine's
-    cores) with one thread each; ``"tcp://host:8786"`` = an existing scheduler; or a Dask
+    cores) with one thread each; ``"tcp://host:8786"`` = an existing scheduler; a Dask
     ``Client`` or cluster object (e.g. a dask-jobqueue SLURMCluster, scaled to ``n_workers``
-    when given). Arguments override the spec's [resources]. ``progress`` shows a rich bar.
-    ``callback(event)`` is called in this process after each run attempt ends.
+    when given); or a function returning one, called only if some run is left to do. Arguments override the spec's [resources]. ``progress`` shows a rich bar.
+    ``callback(event)`` is called in this process after each run attempt ends. ``watch(client)`` is
+    called about once a second: it may return a line to show, or raise to stop the sweep (e.g.
+    ``slurm.SlurmWatch``: a job SLURM will never start); finished runs stay recorded either way.
     Raises SpecError (before anything starts) and SweepLockedError.
     """
     if isinstance(spec_path, dict):
@@ -154,7 +157,7 @@ def run_sweep(
         result = SweepResult(out, [r["name"] for r in runs], {}, submitted=0, skipped=skipped)
         if todo:
             _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_concurrency, spec,
-                     sweep_id, progress, dashboard, callback, console, result, len(runs))
+                     sweep_id, progress, dashboard, callback, console, result, len(runs), watch)
         result.status = {n: (s if s in ("finished", "failed") else "pending") for n, s in states.items()}
         result.wall_s = time.perf_counter() - t_start
         return result
@@ -202,6 +205,12 @@ def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
             client.close()
     elif isinstance(scheduler, Client):
         yield scheduler
+    elif callable(scheduler) and not hasattr(scheduler, "scheduler_address"):  # a factory: called only when there is work
+        client = Client(scheduler())
+        try:
+            yield client
+        finally:
+            client.close()
     else:  # a cluster object (LocalCluster, SLURMCluster, ...)
         if n_workers:
             scheduler.scale(n_workers)
@@ -235,7 +244,7 @@ def dashboard_links(client) -> tuple[Optional[str], Optional[str]]:
 
 
 def _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_concurrency, spec, sweep_id,
-             progress, dashboard, callback, console, result, total) -> None:
+             progress, dashboard, callback, console, result, total, watch=None) -> None:
     from distributed import Semaphore, wait
 
     # The docking/LLM cache: [resources] cache_dir goes to every task; otherwise a LocalCluster's
@@ -315,6 +324,9 @@ def _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_
                     if changed:
                         write_json_atomic(out / "status.json", status)
                     bar.update(states, len(running))
+                    said = watch(client) if watch is not None else None
+                    if said:
+                        bar.say(said)
         except BaseException:
             for fut, name in pending.items():
                 status["runs"][name]["status"] = "interrupted"
