@@ -1,15 +1,16 @@
-"""Run a tgsci sweep on a SLURM cluster with dask-jobqueue.
+"""A tgsci sweep on a SLURM cluster from Python: what ``tgsci sweep --cluster slurm`` does, for a
+script or a notebook on a login node (``tgsci.sweep.slurm``: dask-jobqueue's SLURMCluster, checked
+with ``sbatch --test-only`` and watched through squeue).
 
-The sweep process (this script) runs on a login node or in a small job of its own; it starts
-a Dask scheduler, submits SLURM jobs that each start Dask workers, and hands the cluster to
-``run_sweep``. Each run is one Dask task that builds its objective and engine on the worker
+The sweep process (this script) holds the Dask scheduler; each SLURM job starts one single-threaded
+Dask worker per core; each run is one Dask task that builds its objective and engine on the worker
 and calls ``optimize()`` on its run directory.
 
-    python examples/sweep_jobqueue.py examples/sweep_small.toml /shared/runs/sweep1 --jobs 4
-    python examples/sweep_jobqueue.py examples/sweep_small.toml /shared/runs/sweep1 --print-job-script
+    python examples/sweep_jobqueue.py examples/sweep_small.toml /shared/runs/sweep1 --jobs 4 --cache-dir '$TMPDIR/tgsci'
+    python examples/sweep_jobqueue.py examples/sweep_small.toml /shared/runs/sweep1 --cache-dir /tmp/x --print-job-script
 
 Requirements on the cluster:
-- The same virtual environment on every node (``--venv``, activated in each job's prologue).
+- The same virtual environment on every node (``--python``: its interpreter, the default is this one).
 - ``out_dir`` on a filesystem every node sees (NFS, Lustre, GPFS): run directories are
   written by the workers and read by the sweep process. The per-run and per-sweep locks use
   flock(), which Linux NFS clients (v4) emulate with POSIX locks.
@@ -35,29 +36,10 @@ import sys
 from pathlib import Path
 
 
-def make_cluster(args):
-    from dask_jobqueue import SLURMCluster
-
-    prologue = [
-        f"source {args.venv}/bin/activate",
-        f"export TGSCI_CACHE_DIR={args.cache_dir}",
-        "export OMP_NUM_THREADS=1",
-    ]
-    return SLURMCluster(
-        queue=args.partition,
-        account=args.account,
-        cores=args.cores,                 # CPUs per job ...
-        processes=args.cores,             # ... one Dask worker process per CPU, 1 thread each
-        memory=args.memory,               # per job; Vina + RDKit need ~1-2 GB per docking process
-        walltime=args.walltime,
-        job_script_prologue=prologue,
-        log_directory=str(Path(args.out_dir) / "slurm-logs"),
-        local_directory="/tmp",           # Dask spill space on node-local disk
-        death_timeout=120,                # a worker whose scheduler vanished exits instead of idling
-    )
-
-
 def main(argv=None) -> int:
+    from tgsci.sweep.report import report_sweep
+    from tgsci.sweep.slurm import ClusterError, SlurmSettings, run_sweep_on_slurm, start_cluster
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("spec", help="sweep TOML file")
     p.add_argument("out_dir", help="output directory on a shared filesystem")
@@ -67,30 +49,24 @@ def main(argv=None) -> int:
     p.add_argument("--walltime", default="04:00:00")
     p.add_argument("--partition", default=None)
     p.add_argument("--account", default=None)
-    p.add_argument("--venv", default=str(Path(sys.prefix)), help="virtual environment to activate on the nodes")
+    p.add_argument("--python", default=sys.executable, help="the shared environment's Python on the nodes")
     p.add_argument("--cache-dir", required=True, help="TGSCI_CACHE_DIR on the nodes: node-local disk of your own, e.g. '$TMPDIR/tgsci'")
-    p.add_argument("--adapt", action="store_true", help="scale between 0 and --jobs jobs with the queue of runs")
     p.add_argument("--print-job-script", action="store_true", help="print the sbatch script and exit (submits nothing)")
     args = p.parse_args(argv)
 
-    cluster = make_cluster(args)
+    settings = SlurmSettings(jobs=args.jobs, cores_per_job=args.cores, memory=args.memory, walltime=args.walltime,
+                             queue=args.partition, account=args.account, python=args.python,
+                             log_dir=Path(args.out_dir) / "slurm-logs", cache_dir=args.cache_dir)
     if args.print_job_script:
+        cluster = start_cluster(settings)
         print(cluster.job_script())
         cluster.close()
         return 0
-
-    from tgsci.sweep import run_sweep
-    from tgsci.sweep.report import report_sweep
-
     try:
-        if args.adapt:
-            cluster.adapt(minimum_jobs=0, maximum_jobs=args.jobs)
-        else:
-            cluster.scale(jobs=args.jobs)
-        print(f"Dask dashboard (if bokeh is installed): {cluster.dashboard_link}")
-        result = run_sweep(args.spec, args.out_dir, scheduler=cluster, progress=True)
-    finally:
-        cluster.close()
+        result = run_sweep_on_slurm(args.spec, args.out_dir, settings, progress=True)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report_sweep(args.out_dir)
     print(f"{len(result.finished)} finished, {len(result.failed)} failed of {len(result.runs)} runs; "
           f"table: {Path(args.out_dir) / 'summary.csv'}")

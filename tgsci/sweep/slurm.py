@@ -102,8 +102,8 @@ def start_cluster(settings: SlurmSettings):
         env["TGSCI_CACHE_DIR"] = settings.cache_dir
     prologue = [f"export {k}={_quote(v)}" for k, v in env.items()]
     scheduler_options = {"dashboard_address": ":0"}  # a free port: 8787 may be another user's on a login node
-    if settings.interface is None:
-        scheduler_options["host"] = _scheduler_host()
+    if settings.interface is None and os.environ.get("TGSCI_SCHEDULER_HOST"):
+        scheduler_options["host"] = os.environ["TGSCI_SCHEDULER_HOST"]  # else Dask's choice: the address of the default route
     return SLURMCluster(
         cores=settings.cores_per_job,
         processes=settings.cores_per_job,
@@ -135,19 +135,6 @@ def _import_slurm_cluster():
     if main and previous is not None:
         signal.signal(signal.SIGINT, previous)
     return SLURMCluster
-
-
-def _scheduler_host() -> str:
-    """Where the workers reach the scheduler: this host's name resolved (TGSCI_SCHEDULER_HOST overrides)."""
-    import socket
-
-    host = os.environ.get("TGSCI_SCHEDULER_HOST")
-    if host:
-        return host
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
 
 
 def _quote(value: str) -> str:
