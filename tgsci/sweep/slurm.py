@@ -75,6 +75,10 @@ def check_settings(settings: SlurmSettings) -> None:
     """Everything SLURM can refuse before a job exists: raises ClusterError naming the setting."""
     if settings.jobs < 1 or settings.cores_per_job < 1:
         raise ClusterError(f"--jobs and --cores-per-job must be >= 1 (got {settings.jobs} and {settings.cores_per_job})")
+    for name in ("memory", "walltime", "queue", "account", "python", "interface", "cache_dir"):
+        value = getattr(settings, name)
+        if value is not None and any(c in str(value) for c in "\n\r\0"):  # each becomes a line of the job script
+            raise ClusterError(f"--{name.replace('_', '-')} must be one line, not {value!r}")
     missing = [c for c in ("sbatch", "squeue", "scancel", "sinfo") if shutil.which(c) is None]
     if missing:
         raise ClusterError(f"no {', '.join(f'`{c}`' for c in missing)} on PATH: run this on a SLURM login node "

@@ -184,7 +184,9 @@ def _attempt(run: dict, spec: dict, run_dir: Path, semaphore, record: dict, entr
 
 def _simulations(objective) -> int:
     """Simulations actually run by the objective in this process (cache hits excluded)."""
-    return int(getattr(objective, "simulations", 0) or 0)
+    from ..objectives.base import CountsSimulations
+
+    return int(objective.simulations or 0) if isinstance(objective, CountsSimulations) else 0
 
 
 def _load_run_file(run_dir: Path) -> dict:
