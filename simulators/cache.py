@@ -85,6 +85,8 @@ def key_of(fields: dict) -> str:
 class ResultCache:
     """``get(fields)`` / ``put(fields, value)`` of JSON values in ``directory/name``."""
 
+    busy_timeout = 60.0  # seconds a write waits for another process's write
+
     def __init__(self, directory: str | os.PathLike, name: str = "results.sqlite"):
         self.path = Path(directory).expanduser() / name
         self._conn: Optional[sqlite3.Connection] = None
@@ -97,18 +99,33 @@ class ResultCache:
         except CacheDirError as exc:
             self._warn("open", f"result cache disabled: {self.path.parent} is not writable ({exc})")
             return
+        self._reopen_after = 0.0  # a transient open failure (busy, EAGAIN) is retried from get/put after this time
+        self._open()
+
+    def _open(self) -> None:
         try:
             self._connect()
+        except sqlite3.OperationalError as exc:  # busy or locked by another process, out of file handles: transient
+            self._conn = None
+            self._reopen_after = time.monotonic() + 5.0
+            self._warn("open", f"result cache {self.path} cannot be opened yet ({exc}); retrying")
         except sqlite3.DatabaseError as exc:
             self._set_aside(exc)
         except (OSError, sqlite3.Error) as exc:
             self._warn("open", f"result cache disabled: {self.path} cannot be opened ({exc})")
             self._conn = None
 
+    def _ready(self) -> bool:
+        """An open connection, reopened when an earlier open failed for a transient reason."""
+        if self._conn is None and self._reopen_after and time.monotonic() >= self._reopen_after:
+            self._reopen_after = 0.0
+            self._open()
+        return self._conn is not None
+
     def _connect(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private; SQLite opens it afterwards
         os.close(fd)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, fields TEXT, value TEXT, created REAL)")
@@ -146,7 +163,7 @@ class ResultCache:
     def get(self, fields: dict) -> Optional[dict]:
         """The cached value, or None (also when the cache is damaged: it is set aside)."""
         with self._lock:
-            if self._conn is None:
+            if not self._ready():
                 return None
             try:
                 row = self._conn.execute("SELECT value FROM results WHERE key = ?", (key_of(fields),)).fetchone()
@@ -168,7 +185,7 @@ class ResultCache:
     def put(self, fields: dict, value: dict) -> None:
         """Store a value; a full disk or a damaged file is a warning, never an error."""
         with self._lock:
-            if self._conn is None:
+            if not self._ready():
                 return
             try:
                 self._conn.execute(

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
@@ -199,6 +200,28 @@ def test_a_damaged_cache_is_a_miss_moved_aside_and_replaced(tmp_path, damage):
     aside = sorted(p.name for p in tmp_path.glob("results.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm")))
     if damage != "truncated" or any(m is None for m in misses):  # a truncated file may still read as a valid prefix
         assert len(aside) == 1 and any(aside[0] in str(w.message) for w in caught)
+
+
+def test_a_cache_another_process_holds_locked_is_not_set_aside_and_is_used_once_free(tmp_path, monkeypatch):
+    """A busy database at open (a sweep's workers all starting at once) is transient, not damage:
+    the file and its rows stay, and the cache is used as soon as the lock is gone."""
+    monkeypatch.setattr(ResultCache, "busy_timeout", 0.2)
+    path = tmp_path / "results.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE results (key TEXT PRIMARY KEY, fields TEXT, value TEXT, created REAL)")
+    holder.execute("INSERT INTO results VALUES ('k', '{}', '{}', 0)")
+    holder.execute("BEGIN EXCLUSIVE")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache = ResultCache(tmp_path)
+        cache.put({"i": 1}, {"v": 1})  # still locked: not written, no error
+    assert any("cannot be opened yet" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert not list(tmp_path.glob("results.sqlite.damaged-*"))
+    holder.execute("COMMIT")
+    holder.close()
+    cache._reopen_after = time.monotonic()  # the retry is due
+    cache.put({"i": 1}, {"v": 1})
+    assert cache.get({"i": 1}) == {"v": 1} and len(cache) == 2  # the old row kept, the new one written
 
 
 def test_a_full_disk_is_a_warning_not_a_crash(tmp_path):

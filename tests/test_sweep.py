@@ -106,6 +106,16 @@ def docked_pairs(out: Path) -> set[tuple[str, str]]:
     return pairs
 
 
+def uncached_pairs(db: Path, pairs: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The docked pairs whose SMILES the cache never saw (to name them when the counts differ)."""
+    con = sqlite3.connect(db)
+    try:
+        cached = {json.loads(f)["smiles"] for (f,) in con.execute("SELECT fields FROM results")}
+    finally:
+        con.close()
+    return sorted(p for p in pairs if p[0] not in cached)
+
+
 def finished_runs(out: Path) -> set[str]:
     done = set()
     if not out.exists():
@@ -372,7 +382,8 @@ def test_killed_sweep_resumes_to_completion_without_docking_twice(tmp_path, monk
     pairs = docked_pairs(out)
     rows, inserts, distinct_keys = cache_counts(db)
     # every (SMILES, target) was docked exactly once over both sweeps (the killed one included)
-    assert inserts == distinct_keys == rows == len(pairs), (inserts, distinct_keys, rows, len(pairs))
+    assert inserts == distinct_keys == rows == len(pairs), (
+        (inserts, distinct_keys, rows, len(pairs)), uncached_pairs(db, pairs), (tmp_path / "first.log").read_text()[-3000:])
     assert len(pairs) >= 2 * n_runs - 1  # start + one proposal per run (a proposal may coincide)
     reported = sum(read_json(out / n / "sweep_run.json")["simulations"] for n in result.runs)
     assert reported <= inserts  # a docking finished just before the kill is reported by nobody
