@@ -37,7 +37,7 @@ def workdir(tmp_path_factory):
 
 # PPARA's structure has LYS 688 CE 1.65 A from ALA 685 N (a clash meeko reads as a bond): as a user would,
 # the test deletes that residue (22 A from the box centre) after the error named it.
-@pytest.mark.parametrize("name, delete", [("THRB", ()), ("PPARA", ("A:688",)), ("ESR1", ())])
+@pytest.mark.parametrize("name, delete", [("THRB", ()), ("PPARA", ("A:688",))])  # ESR1: the other tests below
 def test_a_prepared_pdb_docks_like_the_receptor_dockstring_ships(name, delete, workdir):
     shipped = get_target(name)
     pdb = workdir / f"{name.lower()}.pdb"
