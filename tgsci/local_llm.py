@@ -109,9 +109,9 @@ def local_threads(processes: int = 1) -> int:
     """Threads for the embedded model: ``TGSCI_LOCAL_THREADS``, else this process's cores (shared by
     ``processes`` that each run a model) up to 4.
 
-    On a quiet 2-core box 2 threads generate 1.6x faster than 1 (8.2 vs 13.0 ms/token measured);
-    a 135M model gains little past 4. Sweeps set the variable to cores per worker, so that workers
-    sharing a machine do not oversubscribe it."""
+    On a quiet 2-core box 2 threads generate faster than 1; a 135M model gains little past 4.
+    Sweeps set the variable to cores per worker, so that workers sharing a machine do not
+    oversubscribe it."""
     from simulators.machine import usable_cores
 
     value = os.environ.get("TGSCI_LOCAL_THREADS")

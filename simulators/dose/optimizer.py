@@ -11,10 +11,9 @@ objective t and VOI_t its dose-grid voxels after overlap priorities. Solved with
 block (one plan) has its own weights and may have its own dose levels and volumes (``Params``).
 
 What makes it fast (per evaluation, the sparse products dominate; scipy's kernels are
-single-threaded and take ~1 ns per non-zero). Measured on TG119 at 5 mm (37.6 M non-zeros,
-best of 3, `benchmarks/dose_reoptimization.py`): 100 iterations of one weight vector 1.7 s on
-one thread, 0.93 s on two, vs pyRadPlan's ``fluence_optimization`` 8.4 s; four vectors together
-~1.35x one vector on one thread, 1.4-1.5x on two.
+single-threaded). Times per weight vector and per block of vectors, on 1 and 2 threads, against
+pyRadPlan's ``fluence_optimization``: see benchmarks/results/dose_reoptimization.txt
+(`benchmarks/dose_reoptimization.py`).
 
 - float32 CSR with int32 indices, restricted to the voxels that carry objectives; voxels whose
   dose row is empty enter only as constants (they still count in N_t, as in pyRadPlan).
