@@ -82,7 +82,7 @@ def _start(spec: dict, start: Optional[str]) -> str:
 
 
 def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed,
-         stop_when=None):
+         stop_when=None, min_improvement=0.0):
     """Run optimize() under a rich progress bar, print the outcome and write the report."""
     from .domains import domain_for
     from .engine import EngineError
@@ -114,6 +114,7 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
                 objective, start, method=method, engine=feedback, optimizer_engine=optimizer, max_steps=steps,
                 n_proposals=proposals, max_evaluations=max_evaluations, patience=patience,
                 target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step, stop_when=stop_when,
+                min_improvement=min_improvement,
             )
         except (RunDirError, EngineError, ValueError) as exc:
             _fail(str(exc))
@@ -386,6 +387,41 @@ def case_init(
         table.add_row("[dim]not used (listed as a comment)[/]", roi)
     Console().print(table)
     console.print(escape(f"next: check {out}, then `tgsci plan --case {out}`"))
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="A spec file in the sweep format whose [sweep] names one subject, start, seed and method."),
+    run_dir: Optional[Path] = typer.Option(None, help="Run directory (resumed if it exists); default runs/<run name>."),
+    no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
+) -> None:
+    """One run from a spec file, of any registered kind (built in, or a domain another package installs)."""
+    from .config import ConfigError, make_engines
+    from .engine import MissingKeyError
+    from .proposers import LLM_METHODS
+    from .sweep import SpecError
+    from .sweep.spec import load_spec
+
+    try:
+        runs = load_spec(spec).expand()
+    except SpecError as exc:
+        _fail(str(exc))
+    if len(runs) != 1:
+        _fail(f"{spec} holds {len(runs)} runs; `tgsci run` takes a spec of one (one subject, start, seed and method), "
+              f"`tgsci sweep {spec}` runs them all")
+    one = runs[0]
+    feedback = optimizer = None
+    if one["method"] in LLM_METHODS:
+        try:
+            feedback, optimizer = make_engines(one["engine"] or None, cache=not no_cache)
+            feedback.check_keys()
+            optimizer.check_keys()
+        except (ConfigError, MissingKeyError, ValueError) as exc:
+            _fail(str(exc))
+    b = one["budget"]
+    _run(_objective(one["objective"]), one["start"], one["method"], feedback, optimizer, b["max_steps"], b["n_proposals"],
+         b["max_evaluations"], b["patience"], b["target_score"], run_dir or Path("runs") / one["name"], one["seed"],
+         b.get("stop_when"), b["min_improvement"])
 
 
 @app.command()

@@ -202,10 +202,42 @@ def build_objective(spec: dict, base: Optional[str | Path] = None) -> "Objective
     return objective
 
 
+ENTRY_POINT_GROUP = "tgsci.domains"  # other packages' domains: ``[project.entry-points."tgsci.domains"]``
+_plugins_loaded = False
+
+
 def _load_builtin() -> None:
-    """Import the built-in domains (each registers itself on import; importing twice is a no-op)."""
+    """Import the built-in domains (each registers itself on import; importing twice is a no-op),
+    then, once, the domains other installed packages declare as entry points."""
     from . import molecule, plan  # noqa: F401
 
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        _load_plugins()
 
-__all__ = ["SpecError", "Domain", "GENERIC", "DEFAULT_KIND", "register", "kinds", "domains", "get_domain", "domain_for", "check_spec",
+
+def _load_plugins() -> None:
+    """Register each ``tgsci.domains`` entry point: a Domain instance or class, or a module that
+    registers its own. One that fails to import is a warning naming it; the others still load."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = point.load()
+        except Exception as exc:  # noqa: BLE001 - another package's bug must not stop tgsci
+            warnings.warn(f"domain plug-in {point.name!r} ({point.value}) could not be loaded: {type(exc).__name__}: {exc}",
+                          stacklevel=3)
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, Domain):
+            loaded = loaded()
+        if isinstance(loaded, Domain):
+            if loaded.kind in _REGISTRY and _REGISTRY[loaded.kind] is not loaded:
+                warnings.warn(f"domain plug-in {point.name!r} ({point.value}) redefines kind {loaded.kind!r}: ignored", stacklevel=3)
+                continue
+            register(loaded)
+
+
+__all__ = ["SpecError", "Domain", "GENERIC", "DEFAULT_KIND", "ENTRY_POINT_GROUP", "register", "kinds", "domains", "get_domain", "domain_for", "check_spec",
            "build_objective"]

@@ -126,6 +126,11 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
     base = Path(source).resolve().parent if source != "<dict>" else Path.cwd()
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the sweep specification must be a table")
+    if isinstance(data.get("sweep"), dict):  # an unknown kind first: its own keys would read as unknown ones
+        try:
+            get_domain(data["sweep"].get("kind", DEFAULT_KIND))
+        except SpecError as exc:
+            raise SpecError(f"{where.at('sweep', 'kind')}: {exc}") from None
     keys = spec_keys()
     for table, value in data.items():
         if table not in keys:
