@@ -323,14 +323,15 @@ def _budget(protocol, kind, method, steps, proposals, max_evaluations, patience,
 def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:
     """Re-export a recorded plan (its weights re-optimized to the same fluence) as RTDOSE + DVH table."""
     from .domains import SpecError, build_objective
+    from .objectives.base import ExportsDose
     from .record import RunDirError, RunRecord
 
     try:
         record = RunRecord.load(run_dir)
     except RunDirError as exc:
         _fail(str(exc))
-    if record.kind != "plan" or not record.config.spec:
-        _fail(f"{run_dir} is not a plan run written by tgsci plan (no plan spec in its config.json)")
+    if not record.config.spec:
+        _fail(f"{run_dir} was not written by tgsci plan (no spec in its config.json)")
     if which in ("best", "start"):
         ev = record.best if which == "best" else record.start
         value, label = (ev.value if ev is not None else None), which
@@ -346,6 +347,8 @@ def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:
     objective = None
     try:
         objective = build_objective(record.config.spec)
+        if not isinstance(objective, ExportsDose):
+            _fail(f"{run_dir} is a {record.kind} run: it has no dose to export")
         written = objective.export_dose(value, path, dvh_csv=path.with_suffix(".csv"))
     except (SpecError, ValueError, MemoryError) as exc:
         _fail(str(exc))

@@ -121,6 +121,13 @@ class SearchSpace(Protocol):
 
 
 @runtime_checkable
+class ExportsDose(Protocol):
+    """Capability: a design written out as DICOM RTDOSE on the patient's CT grid (plans), with its DVH table."""
+
+    def export_dose(self, value: str, path, dvh_csv=None) -> list[str]: ...
+
+
+@runtime_checkable
 class CountsSimulations(Protocol):
     """Capability: how many simulations this process really ran (cache hits excluded), for sweep records."""
 
