@@ -65,7 +65,7 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------------------- shared pieces
 def make_objective():
     """MoleculeObjective("PPARA", aggregation="qed"): score = -QED, no docking."""
-    from tgsci.objectives.molecule import MoleculeObjective
+    from tgsci.domains.molecule.objective import MoleculeObjective
 
     return MoleculeObjective("PPARA", aggregation="qed", compare_references=False)
 

@@ -92,6 +92,7 @@ class ResultCache:
         self._conn: Optional[sqlite3.Connection] = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._reopen_after = 0.0  # a transient open failure (busy, locked) is retried from get/put after this time
         try:
             private_dir(directory)  # another user's directory: ForeignCacheDirError, the run stops
         except ForeignCacheDirError:
@@ -99,7 +100,6 @@ class ResultCache:
         except CacheDirError as exc:
             self._warn("open", f"result cache disabled: {self.path.parent} is not writable ({exc})")
             return
-        self._reopen_after = 0.0  # a transient open failure (busy, EAGAIN) is retried from get/put after this time
         self._open()
 
     def _open(self) -> None:

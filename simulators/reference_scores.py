@@ -8,7 +8,7 @@ seed, poses, pH, ligand writer, limits) and the software versions (Vina, RDKit, 
 ligand preparation). A run uses a shipped result only when that key matches exactly, so another
 Vina, receptor, box, seed or exhaustiveness docks again. A test re-docks a sample and gets the
 shipped numbers. The demo's target (PPARA) also ships the seeds a run's confirmation docks
-(``tgsci.objectives.molecule_confirm``). ``python -m simulators.reference_scores`` docks what is
+(``tgsci.domains.molecule.confirm``). ``python -m simulators.reference_scores`` docks what is
 missing (new drugs); ``--all`` re-docks everything (after a pin changes).
 """
 

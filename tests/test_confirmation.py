@@ -8,7 +8,7 @@ import pytest
 
 from simulators.docking import DockingSettings
 from tgsci import build_objective, optimize
-from tgsci.objectives.molecule import MoleculeObjective
+from tgsci.domains.molecule.objective import MoleculeObjective
 from tgsci.record import RunRecord
 from tgsci.sweep.report import _run_row
 

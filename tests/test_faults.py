@@ -20,7 +20,7 @@ from simulators.dose.cases import load_case
 from simulators.files import slug
 from tgsci import optimize
 from tgsci.formats import ParseError, parse_proposals, validated
-from tgsci.objectives.plan import parse_weights
+from tgsci.domains.plan.objective import parse_weights
 from tgsci.record import RunDirError, append_jsonl, read_jsonl
 from tgsci.run_lock import RunLockedError, run_lock
 

@@ -10,7 +10,7 @@ from rdkit import Chem
 from tgsci import Engine, optimize
 from tgsci.formats import parse_proposals, proposals_grammar
 from tgsci.local_llm import register_local_provider
-from tgsci.objectives.molecule import SMILES_GRAMMAR, MoleculeObjective
+from tgsci.domains.molecule.objective import SMILES_GRAMMAR, MoleculeObjective
 from tgsci.record import RunRecord, read_jsonl
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from simulators.properties import lipinski_violations, properties, tanimoto
 from simulators.targets import UnknownTargetError, dockstring_targets_dir, get_target, load_manifest, target_names
 from tgsci import build_objective
 from tgsci.objectives.base import Evaluation, InvalidCandidate
-from tgsci.objectives.molecule import MoleculeObjective
+from tgsci.domains.molecule.objective import MoleculeObjective
 
 PEPTIDE_10 = "N" + "CC(=O)N[C@@H](CC(C)C)C(=O)N[C@@H](Cc1ccccc1)C(=O)N" * 3 + "CC(=O)O"
 

@@ -11,7 +11,7 @@ from scripted import ScriptedEngine, proposals_json
 from tgsci import build_objective, optimize
 from tgsci.domains import SpecError
 from tgsci.objectives.base import Evaluation
-from tgsci.objectives.molecule import MoleculeObjective
+from tgsci.domains.molecule.objective import MoleculeObjective
 from tgsci.pareto import Axis, ParetoTracker, dominates, front, hypervolume, knee, largest_gap, placement
 from tgsci.record import RunRecord
 

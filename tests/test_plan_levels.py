@@ -10,7 +10,7 @@ import pytest
 from simulators.dose.cases import cases_dir, parse_case
 from tgsci.loop import optimize
 from tgsci.objectives.base import InvalidCandidate
-from tgsci.objectives.plan import PlanObjective
+from tgsci.domains.plan.objective import PlanObjective
 
 START = ('{"dose_gy": {"Core": 25, "OuterTarget": 50}, "volume_pct": {"Core": 10}, '
          '"weights": {"BODY": 100, "Core": 300, "OuterTarget": 1000}}')

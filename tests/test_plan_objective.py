@@ -12,7 +12,7 @@ from tgsci import build_objective
 from tgsci.domains import SpecError
 from tgsci.loop import optimize
 from tgsci.objectives.base import InvalidCandidate
-from tgsci.objectives.plan import canonical_weights
+from tgsci.domains.plan.objective import canonical_weights
 
 START = '{"BODY": 100, "Core": 300, "OuterTarget": 1000}'
 

@@ -12,7 +12,7 @@ import pytest
 from scripted import NumberObjective, ScriptedEngine, proposals_json
 
 from tgsci import TGD, History, Variable, build_objective, optimize
-from tgsci.objectives.molecule import MoleculeObjective
+from tgsci.domains.molecule.objective import MoleculeObjective
 from tgsci.presets import protocol_budget
 from tgsci.prompts import TGD_SYSTEM
 from tgsci.proposers import TGDProposer

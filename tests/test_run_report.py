@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tgsci.cli import app
 from tgsci.domains.plan import goal_rows
 from tgsci.loop import optimize
-from tgsci.objectives.molecule import MoleculeObjective
+from tgsci.domains.molecule.objective import MoleculeObjective
 from tgsci.proposers import TGDProposer
 from tgsci.run_report import ReportError, feedback_rows, load_run, report_run
 

@@ -22,8 +22,8 @@ from typing import Optional
 from simulators.dose.cases import CaseSpec
 from simulators.dose.weights import canonical_weights, join_plan, round_sig, split_plan
 
-from ..formats import ValueFormat
-from .base import InvalidCandidate
+from ...formats import ValueFormat
+from ...objectives.base import InvalidCandidate
 
 SEARCH_FACTOR = 30.0  # TPE/random search range: start weight / 30 ... start weight * 30
 NEIGHBOR_SIGMA = 0.5  # log-normal perturbation of the random baseline (factor e^0.5 ~ 1.65 per sigma)

@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from ..html import figures, html_table
-from . import Domain, SpecError, register
+from ...html import figures, html_table
+from .. import Domain, SpecError, register
 
 SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb",
                 "judge_grid", "tune")
@@ -55,7 +55,7 @@ class PlanDomain(Domain):
         if not isinstance(out["fast"], bool):
             raise SpecError("fast must be true or false", "fast")
         if out.get("protocol") is not None:
-            from ..presets import PROTOCOLS
+            from ...presets import PROTOCOLS
 
             if out["protocol"] not in PROTOCOLS["plan"]:
                 raise SpecError(f"unknown protocol {out['protocol']!r}; choose one of: {', '.join(PROTOCOLS['plan'])}", "protocol")
@@ -71,7 +71,7 @@ class PlanDomain(Domain):
                 raise SpecError(f"{key} must be {SETTING_RULES[key]}, not {out[key]!r}", key)
         case = self.case(out)  # the manifest and every setting are checked here, before any dose work
         if out.get("objectives") is not None or out.get("reference_point") is not None:
-            from ..objectives.plan_pareto import plan_axes
+            from .axes import plan_axes
 
             reference = out.get("reference_point") or {}
             if not isinstance(reference, dict):
@@ -116,7 +116,7 @@ class PlanDomain(Domain):
         return lower[name.lower()]
 
     def build(self, spec: dict):
-        from ..objectives.plan import PlanObjective
+        from .objective import PlanObjective
 
         engine = {k: spec[k] for k in ("threads", "check_memory", "progress") if k in spec}
         return PlanObjective(self.case(spec), cache_dir=spec.get("cache_dir"), use_result_cache=spec.get("use_result_cache", True),
@@ -138,13 +138,13 @@ class PlanDomain(Domain):
     def start(self, spec: dict, value: Optional[str]) -> str:
         from simulators.dose.weights import canonical_weights
 
-        from ..objectives.base import InvalidCandidate
-        from ..objectives.plan import parse_weights
+        from ...objectives.base import InvalidCandidate
+        from .objective import parse_weights
 
         case = self.case(spec)
         if value in (None, "default"):
             if spec.get("protocol"):
-                from ..presets import protocol
+                from ...presets import protocol
 
                 return canonical_weights({n: protocol(spec["protocol"], "plan")["start_weight"] for n in case.objective_names})
             return canonical_weights(case.start_weights())

@@ -17,12 +17,12 @@ from typing import Optional
 
 from simulators.files import write_json_atomic, write_text_atomic
 
-from ..formats import ValueFormat
-from ..tables import csv_text
-from ..pareto import ParetoMode
-from .base import Evaluation, InvalidCandidate, Objective
-from .molecule_goals import goal_met, goal_text, parse_goal
-from .molecule_pareto import pareto_axes
+from ...formats import ValueFormat
+from ...tables import csv_text
+from ...pareto import ParetoMode
+from ...objectives.base import Evaluation, InvalidCandidate, Objective
+from .goals import goal_met, goal_text, parse_goal
+from .axes import pareto_axes
 
 AGGREGATIONS = ("dockstring", "vina", "qed")
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
@@ -298,7 +298,7 @@ class MoleculeObjective(ParetoMode, Objective):
 
     def confirm(self, result):
         """The run's best molecules and the drugs re-docked with ``confirm_seeds`` seeds (``Confirms``)."""
-        from .molecule_confirm import confirm_molecules
+        from .confirm import confirm_molecules
 
         return confirm_molecules(self, result)
 
@@ -400,8 +400,8 @@ class MoleculeObjective(ParetoMode, Objective):
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, run_dir, result) -> list[str]:
         """molecules.csv (every candidate), references.csv, best.sdf (the best pose), trajectory.png."""
-        from ..domains.molecule import MoleculeDomain
-        from ..plots import plot_trajectory
+        from . import MoleculeDomain
+        from ...plots import plot_trajectory
 
         run_dir = Path(run_dir)
         rows = [{"step": rec.step, "smiles": c.value, "score": c.score, "error": c.error, "origin": c.origin,

@@ -36,11 +36,11 @@ from simulators.dose.simulator import DoseSimulator
 from simulators.dose.weights import canonical_weights, round_sig
 from simulators.files import write_json_atomic, write_text_atomic
 
-from ..tables import csv_text
-from ..pareto import ParetoMode
-from .base import Evaluation, InvalidCandidate, Objective
-from .plan_pareto import plan_axes
-from .plan_values import PlanValues
+from ...tables import csv_text
+from ...pareto import ParetoMode
+from ...objectives.base import Evaluation, InvalidCandidate, Objective
+from .axes import plan_axes
+from .values import PlanValues
 
 __all__ = ["PlanObjective", "canonical_weights", "parse_weights"]
 
@@ -67,7 +67,7 @@ class PlanObjective(ParetoMode, Objective):
         ``objectives = "goals"``: Pareto mode, one axis per clinical goal (``plan_pareto``), with
         ``reference_point`` {goal key: value} overriding the default reference;
         ``engine_options`` go to ``DoseEngine`` (``threads``, ``check_memory``, ``warm_start``, ``progress``)."""
-        from ..presets import protocol as preset
+        from ...presets import protocol as preset
 
         self.case = case
         self.protocol = protocol
@@ -314,8 +314,8 @@ class PlanObjective(ParetoMode, Objective):
     # ------------------------------------------------------------------ run outputs
     def write_outputs(self, run_dir, result) -> list[str]:
         """plans.csv, trajectory.png, best_weights.json, dvh.png and dose_slice.png."""
-        from ..plots import plot_trajectory
-        from .plan_figures import plot_dose_slice, plot_dvh
+        from ...plots import plot_trajectory
+        from .dose_figures import plot_dose_slice, plot_dvh
 
         run_dir = Path(run_dir)
         rows = [self._csv_row(rec.step, c) for rec in result.steps for c in rec.candidates]

@@ -37,8 +37,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from ..html import html_table, molecule_image
-from . import Domain, SpecError, register
+from ...html import html_table, molecule_image
+from .. import Domain, SpecError, register
 
 DEFAULT_START = "c1ccccc1"
 RECEPTOR_KEYS = ("receptor", "box_ligand", "padding", "box_center", "box_size", "box_residues", "max_box_side", "prepare")
@@ -71,11 +71,11 @@ class MoleculeDomain(Domain):
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:
-        from ..objectives.molecule import AGGREGATIONS
+        from .objective import AGGREGATIONS
 
         out = dict(spec)
         if out.get("protocol") is not None:
-            from ..presets import protocol
+            from ...presets import protocol
 
             try:
                 out = {**protocol(out["protocol"], "molecule")["objective"], **out}  # the spec's own keys win
@@ -108,7 +108,7 @@ class MoleculeDomain(Domain):
         if "constraints" in out and not (isinstance(out["constraints"], list) and all(isinstance(c, str) for c in out["constraints"])):
             raise SpecError("constraints must be a list of strings", "constraints")
         if "goals" in out:
-            from ..objectives.molecule_goals import parse_goal
+            from .goals import parse_goal
 
             if not isinstance(out["goals"], list):
                 raise SpecError('goals must be a list, e.g. ["vina<=-9", "qed>=0.6"]', "goals")
@@ -137,7 +137,7 @@ class MoleculeDomain(Domain):
 
     @staticmethod
     def _pareto(spec: dict) -> dict:
-        from ..objectives.molecule_pareto import pareto_axes
+        from .axes import pareto_axes
 
         names = spec.get("objectives") or []
         if isinstance(names, str):
@@ -239,7 +239,7 @@ class MoleculeDomain(Domain):
         from simulators.docking import DockingSettings
         from simulators.molecule_checks import LigandLimits
 
-        from ..objectives.molecule import MoleculeObjective
+        from .objective import MoleculeObjective
 
         docking = dict(spec["docking"])
         limits = docking.pop("limits", None)
@@ -324,7 +324,7 @@ class MoleculeDomain(Domain):
     def _front_section(run) -> tuple[str, str]:
         import csv
 
-        from ..html import png_file
+        from ...html import png_file
 
         pareto = run.summary.pareto
         axes = ", ".join(a["label"] for a in pareto["axes"])

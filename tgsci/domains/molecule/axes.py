@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..pareto import Axis
+from ...pareto import Axis
 
 AXES = {
     "vina": Axis("vina", "min", "Vina", "kcal/mol", ".1f"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..pareto import Axis
+from ...pareto import Axis
 
 OBJECTIVE_SETS = ("goals",)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulators.dose import metrics as dvh
 
-from ..plots import save_figure
+from ...plots import save_figure
 
 
 def plot_dvh(engine, path: Path, start_dose: Optional[np.ndarray], best_dose: np.ndarray) -> Path:

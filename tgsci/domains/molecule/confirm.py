@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
-from .base import Confirmation, Evaluation
+from ...objectives.base import Confirmation, Evaluation
 
 if TYPE_CHECKING:
-    from .molecule import MoleculeObjective
+    from .objective import MoleculeObjective
 
 DISAGREE_KCAL = 1.0
 
@@ -33,7 +33,7 @@ def confirm_molecules(objective: "MoleculeObjective", result) -> Optional[Confir
         ranked.setdefault(ev.value, ev)
     top = list(ranked.values())[: objective.confirm_top]
     if objective.pareto_axes():  # Pareto mode: the whole front (in the loop's score order), so the reported front is confirmed
-        from ..pareto import front
+        from ...pareto import front
 
         members = {e.value for e in front(result.evaluations, objective.pareto_axes())}
         top = [e for e in ranked.values() if e.value in members]
