@@ -22,10 +22,10 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".tgsci-installed"
 
-# 4 steps x 3 molecules, the best re-docked with 3 seeds: ~4.5 minutes from a fresh clone on 2 cores,
-# venv included (5 steps and the top 3 re-docked took 6:10)
+# 3 steps x 3 molecules, the best re-docked with 3 seeds: 3:27 from a fresh clone on 2 cores,
+# venv included (5 steps and the top 3 re-docked took 6:10; 4 steps and the best 4:49)
 DEMO = [
-    "molecule", "--target", "PPARA", "--start", "c1ccccc1", "--steps", "4", "--proposals", "3", "--confirm-top", "1",
+    "molecule", "--target", "PPARA", "--start", "c1ccccc1", "--steps", "3", "--proposals", "3", "--confirm-top", "1",
     "--run-dir", "runs/demo-ppara",
 ]
 
