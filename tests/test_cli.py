@@ -94,8 +94,8 @@ def test_an_unreachable_llm_stops_the_run_with_its_own_reason_and_exit_code(tmp_
     """Every LLM call fails (nothing listens at --api-base): the run stops after a few failed steps,
     names the endpoint and the error, exits non-zero, and the same command later resumes it."""
     run = tmp_path / "run"
-    args = ("plan", "--case", "tg119", "--fast", "--model", "openai/any", "--api-base", "http://user:pw@127.0.0.1:9/v1",
-            "--steps", "8", "--run-dir", str(run))
+    args = ("molecule", "--aggregation", "qed", "--confirm-seeds", "1", "--patience", "0", "--model", "openai/any",
+            "--api-base", "http://user:pw@127.0.0.1:9/v1", "--steps", "8", "--run-dir", str(run))  # QED only: no docking
     env = {"OPENAI_API_KEY": "not-a-real-key", "TGSCI_MAX_RETRIES": "0"}
     out = tgsci(*args, env=env)
     text = " ".join((out.stdout + out.stderr).split())
