@@ -256,6 +256,9 @@ dose_grid = 4
     molecule = tiny_spec(tmp_path / "m.toml", ["PPARA"], methods=("tpe",))
     with pytest.raises(SpecError, match="method 'tpe' does not apply to kind = 'molecule'"):
         load_spec(molecule)
+    plan.write_text(plan.read_text().replace('kind = "plan"', 'kind = "plan"\ntargets_file = "my_targets.toml"'))
+    with pytest.raises(SpecError, match=r"line 3: sweep.targets_file is not for kind = 'plan'"):  # a molecule domain's key
+        load_spec(plan)
 
 
 def test_top_k_auc_follows_the_pmo_definition():

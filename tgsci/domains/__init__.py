@@ -54,11 +54,13 @@ class Domain:
     # sweep files: the domain's own tables besides [objective] (molecules: [docking]), whether sweep.starts
     # is required, and whether one list of starts serves every subject (SMILES) or starts are per subject
     sweep_tables: tuple[str, ...] = ()
+    sweep_keys: tuple[str, ...] = ()  # the domain's own [sweep] keys besides its subjects (molecules: targets_file)
     starts_required = False
     shared_starts = False
 
-    def sweep_options(self, data: dict, resources: dict) -> dict:
-        """Objective options a sweep file's domain tables add (``sweep_tables``), before the spec check."""
+    def sweep_options(self, data: dict, resources: dict, base: Path) -> dict:
+        """Objective options a sweep file's domain tables and keys add (``sweep_tables``, ``sweep_keys``;
+        file paths read against ``base``, the sweep file's folder), before the spec check."""
         return {}
 
     # ------------------------------------------------------------------ specs

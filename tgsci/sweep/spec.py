@@ -26,7 +26,7 @@ from ..proposers import canonical_method
 # Allowed keys per table; None: checked by the objective's domain. Each domain adds its subjects key
 # to [sweep] and its own tables (spec_keys()).
 SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
-    "sweep": ("name", "kind", "targets_file", "starts", "seeds", "method", "methods", "protocol"),
+    "sweep": ("name", "kind", "starts", "seeds", "method", "methods", "protocol"),
     "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score", "stop_when"),
     "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries",
                "requests_per_minute", "tokens_per_minute"),
@@ -41,7 +41,7 @@ RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_worker
 def spec_keys() -> dict[str, Optional[tuple[str, ...]]]:
     """SPEC_KEYS with every registered domain's subjects key and tables."""
     keys = dict(SPEC_KEYS)
-    keys["sweep"] = keys["sweep"] + tuple(d.subjects_key for d in domains())
+    keys["sweep"] = keys["sweep"] + tuple(dict.fromkeys(k for d in domains() for k in (d.subjects_key, *d.sweep_keys)))
     keys.update({table: None for d in domains() for table in d.sweep_tables})
     return keys
 
@@ -156,6 +156,9 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
     methods = _methods(sweep, where, domain)
     seeds = _seeds(sweep.get("seeds", [0]), where)
 
+    for key in {k for d in domains() for k in d.sweep_keys} - set(domain.sweep_keys):
+        if key in sweep:
+            raise SpecError(f"{where.at('sweep', key)}: sweep.{key} is not for kind = {kind!r}")
     for other in {d.subjects_key for d in domains()} - {domain.subjects_key}:
         if other in sweep:
             raise SpecError(f"{where.at('sweep', other)}: sweep.{other} is not for kind = {kind!r}; it takes sweep.{domain.subjects_key}")
@@ -221,9 +224,7 @@ def _objective_options(domain, data: dict, resources: dict, base: Path) -> dict:
     options = dict(data.get("objective", {}))
     if data.get("sweep", {}).get("protocol") is not None:
         options["protocol"] = data["sweep"]["protocol"]
-    if data.get("sweep", {}).get("targets_file") is not None:
-        options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
-    options.update(domain.sweep_options(data, resources))
+    options.update(domain.sweep_options(data, resources, base))
     if resources["cache_dir"] is not None:
         options.setdefault("cache_dir", resources["cache_dir"])
     return options

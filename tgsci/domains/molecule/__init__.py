@@ -62,12 +62,17 @@ class MoleculeDomain(Domain):
     summary_panels = [("best_vina", "best Vina (kcal/mol)\nlower is better", "vina", None),
                       ("best_qed", "QED of the best molecule\nhigher is better", "qed", (0, 1))]
     sweep_tables = ("docking",)
+    sweep_keys = ("targets_file",)
     starts_required = True
     shared_starts = True  # a SMILES start is the same for every target
 
-    def sweep_options(self, data: dict, resources: dict) -> dict:
-        """[docking] is the objective's docking table; docking workers come from [resources]."""
-        return {"docking": dict(data.get("docking", {})), "docking_workers": resources["docking_workers"]}
+    def sweep_options(self, data: dict, resources: dict, base: Path) -> dict:
+        """[docking] is the objective's docking table; docking workers come from [resources]; sweep.targets_file
+        is read against the sweep file's folder."""
+        options = {"docking": dict(data.get("docking", {})), "docking_workers": resources["docking_workers"]}
+        if data.get("sweep", {}).get("targets_file") is not None:
+            options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
+        return options
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:

@@ -35,7 +35,7 @@ class PlanDomain(Domain):
     subjects_key = "cases"
     sweep_tables = ("plan",)
 
-    def sweep_options(self, data: dict, resources: dict) -> dict:
+    def sweep_options(self, data: dict, resources: dict, base: Path) -> dict:
         """[plan]: plan settings, merged into the objective spec."""
         return dict(data.get("plan", {}))
 
