@@ -37,8 +37,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache):
-    """(feedback, optimizer) engines for LLM methods, checked for keys up front; (None, None) for baselines."""
+def _engines(method, settings: dict, no_cache: bool):
+    """(feedback, optimizer) engines for LLM methods from [engine] settings (None: the config's),
+    checked for keys up front; (None, None) for baselines."""
     from .config import ConfigError, make_engines
     from .engine import MissingKeyError
     from .proposers import LLM_METHODS, canonical_method
@@ -51,10 +52,7 @@ def _engines(method, model, optimizer_model, api_base, temperature, max_tokens, 
         return None, None
 
     try:
-        feedback, optimizer = make_engines(
-            {"model": model, "optimizer_model": optimizer_model, "api_base": api_base, "temperature": temperature, "max_tokens": max_tokens},
-            cache=not no_cache,
-        )
+        feedback, optimizer = make_engines(settings, cache=not no_cache)
         feedback.check_keys()
         optimizer.check_keys()
     except (ConfigError, MissingKeyError, ValueError) as exc:
@@ -201,7 +199,8 @@ def molecule(
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
 ) -> None:
     """Optimize a molecule for docking (Vina) and drug-likeness (QED) against a protein target."""
-    feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    feedback, optimizer = _engines(method, {"model": model, "optimizer_model": optimizer_model, "api_base": api_base,
+                                            "temperature": temperature, "max_tokens": max_tokens}, no_cache)
     docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
     spec = {"kind": "molecule", "off_targets": list(off_target), "aggregation": aggregation,
             "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers,
@@ -292,7 +291,8 @@ def plan(
     """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
     if export_dose is not None:
         return _export_dose(run_dir, export_dose, out)
-    feedback, optimizer = _engines(method, model, optimizer_model, api_base, temperature, max_tokens, no_cache)
+    feedback, optimizer = _engines(method, {"model": model, "optimizer_model": optimizer_model, "api_base": api_base,
+                                            "temperature": temperature, "max_tokens": max_tokens}, no_cache)
     console.print(escape(f"preparing case {case} (the dose influence matrix is computed once, then cached)"))
     objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
                             **({"protocol": protocol} if protocol else {}), **({"objectives": objectives} if objectives else {})})
@@ -399,9 +399,6 @@ def run(
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
 ) -> None:
     """One run from a spec file, of any registered kind (built in, or a domain another package installs)."""
-    from .config import ConfigError, make_engines
-    from .engine import MissingKeyError
-    from .proposers import LLM_METHODS
     from .sweep import SpecError
     from .sweep.spec import load_spec
 
@@ -413,14 +410,7 @@ def run(
         _fail(f"{spec} holds {len(runs)} runs; `tgsci run` takes a spec of one (one subject, start, seed and method), "
               f"`tgsci sweep {spec}` runs them all")
     one = runs[0]
-    feedback = optimizer = None
-    if one["method"] in LLM_METHODS:
-        try:
-            feedback, optimizer = make_engines(one["engine"] or None, cache=not no_cache)
-            feedback.check_keys()
-            optimizer.check_keys()
-        except (ConfigError, MissingKeyError, ValueError) as exc:
-            _fail(str(exc))
+    feedback, optimizer = _engines(one["method"], one["engine"] or None, no_cache)
     b = one["budget"]
     _run(_objective(one["objective"]), one["start"], one["method"], feedback, optimizer, b["max_steps"], b["n_proposals"],
          b["max_evaluations"], b["patience"], b["target_score"], run_dir or Path("runs") / one["name"], one["seed"],

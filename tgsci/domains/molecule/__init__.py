@@ -71,7 +71,7 @@ class MoleculeDomain(Domain):
         is read against the sweep file's folder."""
         options = {"docking": dict(data.get("docking", {})), "docking_workers": resources["docking_workers"]}
         if data.get("sweep", {}).get("targets_file") is not None:
-            options["targets_file"] = str((base / Path(data["sweep"]["targets_file"]).expanduser()).resolve())
+            options["targets_file"] = self.absolute("targets_file", str(data["sweep"]["targets_file"]), base)  # subjects() reads it
         return options
 
     # ------------------------------------------------------------------ specs
