@@ -122,8 +122,9 @@ def test_unknown_engine_settings_are_refused(tmp_path, monkeypatch):
 def test_exporting_a_dose_from_a_run_that_has_none_is_refused(tmp_path):
     run = tmp_path / "mol"
     done = tgsci("molecule", "--aggregation", "qed", "--method", "random", "--steps", "1", "--proposals", "1",
-                 "--confirm-seeds", "1", "--run-dir", str(run))
+                 "--confirm-seeds", "1", "--start", "c1ccc2[nH]ccc2c1", "--run-dir", str(run))
     assert done.returncode == 0, done.stderr
+    assert "c1ccc2[nH]ccc2c1" in done.stdout  # printed as text, not eaten as rich markup
     refused = tgsci("plan", "--run-dir", str(run), "--export-dose", "best")
     assert refused.returncode == 2 and "is a molecule run: it has no dose to export" in " ".join(refused.stderr.split())
     assert not list(run.glob("*.dcm"))

@@ -124,7 +124,8 @@ def _run(objective, start, method, feedback, optimizer, steps, proposals, max_ev
         table.add_column(col, overflow="fold")
     for label, ev in domain_for(objective.kind).result_rows(result, objective):
         cells = [_cell(ev.metrics.get(key), spec) for key, spec in columns.values()]
-        table.add_row(label, ev.value, f"{ev.score:.3f}" if ev.valid else (ev.error or "invalid"), *cells)
+        # values and errors are text, not rich markup: a SMILES's [nH] or [O-] would vanish as a tag
+        table.add_row(label, escape(ev.value), f"{ev.score:.3f}" if ev.valid else escape(ev.error or "invalid"), *cells)
     Console().print(table)
     u = result.usage
     console.print(f"LLM {u.text()}")
@@ -383,11 +384,11 @@ def case_init(
     table.add_column("role")
     table.add_column("ROI")
     for role, roi in done["mapped"].items():
-        table.add_row(role, roi)
+        table.add_row(role, escape(roi))  # ROI names come from the patient's files
     for roi in done["as_oars"]:
-        table.add_row("organ at risk (goals to fill in)", roi)
+        table.add_row("organ at risk (goals to fill in)", escape(roi))
     for roi in [r for r in done["unmapped"] if r not in done["as_oars"]]:
-        table.add_row("[dim]not used (listed as a comment)[/]", roi)
+        table.add_row("[dim]not used (listed as a comment)[/]", escape(roi))
     Console().print(table)
     console.print(escape(f"next: check {out}, then `tgsci plan --case {out}`"))
 
@@ -506,7 +507,7 @@ def targets(file: Optional[Path] = typer.Option(None, "--file", help="Your own t
             box = f"around {Path(e['box_ligand']).name} + {e.get('padding', 4.0):g} A"
         else:
             box = f"around residues {e.get('box_residues')}"
-        table.add_row(name, Path(e["receptor"]).name, box, ", ".join(r["name"] for r in e.get("references", [])))
+        table.add_row(*map(escape, (name, Path(e["receptor"]).name, box, ", ".join(r["name"] for r in e.get("references", [])))))
     Console().print(table)
 
 
