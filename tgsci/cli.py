@@ -467,6 +467,21 @@ def sweep(
 
 
 @app.command()
+def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write it to this file (default: print it).")) -> None:
+    """The JSON Schema of spec files (docs/spec.schema.json): editors check a run or sweep TOML file with it."""
+    from simulators.files import write_text_atomic
+
+    from .spec_models import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        console.print(f"wrote {output}")
+
+
+@app.command()
 def report(
     directory: Path = typer.Argument(..., help="A run directory (molecule/plan) or a sweep output directory."),
     out: Optional[Path] = typer.Option(None, help="HTML file for a run report (default: DIRECTORY/report.html)."),

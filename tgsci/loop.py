@@ -26,9 +26,9 @@ from .proposers import LoopState, Proposer, make_proposer
 from .pareto import ParetoTracker
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
 from .run_lock import run_lock
+from .spec_models import Budget
 
 MAX_CONSECUTIVE_ENGINE_ERRORS = 3
-STOP_RULES = (None, "all_goals_met")
 
 
 @dataclass
@@ -86,10 +86,8 @@ def optimize(
     ``batch=True`` for ``fn(values) -> [(score, words), ...]``, ``constraints=``,
     ``neighbor=``): see ``objectives.function``.
     """
-    if max_steps < 0 or n_proposals < 1:
-        raise ValueError("max_steps must be >= 0 and n_proposals >= 1")
-    if stop_when not in STOP_RULES:
-        raise ValueError(f"stop_when must be one of {', '.join(str(r) for r in STOP_RULES)}, not {stop_when!r}")
+    Budget.checked({"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations, "patience": patience,
+                    "min_improvement": min_improvement, "target_score": target_score, "stop_when": stop_when})  # SpecError: a ValueError
     objective = as_objective(objective, **function_options)
     with run_lock(run_dir) if run_dir is not None else nullcontext():  # one writer per run directory
         return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,

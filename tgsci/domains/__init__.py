@@ -19,21 +19,11 @@ import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..spec_models import Resources, SpecError, SpecModel
+
 if TYPE_CHECKING:
     from ..objectives.base import Evaluation, Objective
     from ..record import RunConfig, RunRecord
-
-
-class SpecError(ValueError):
-    """A spec names an unknown kind, key, target or case, or a value of the wrong type.
-
-    ``key`` (and ``table``) say where, so a sweep file can point at the line.
-    """
-
-    def __init__(self, message: str, key: Optional[str] = None, table: Optional[str] = None):
-        super().__init__(message)
-        self.key = key
-        self.table = table
 
 
 class Domain:
@@ -42,7 +32,7 @@ class Domain:
     kind = "objective"
     subject = "subject"  # the spec key a sweep varies: "target", "case"
     subjects_key = "subjects"  # its plural in sweep files: "targets", "cases"
-    option_keys: tuple[str, ...] = ()  # keys allowed besides kind and subject
+    option_keys: tuple[str, ...] = ()  # keys allowed besides kind and subject (without options_model)
     path_keys: tuple[str, ...] = ()  # keys holding file paths: made absolute against the spec's folder
     methods: tuple[str, ...] = ("tgd",)  # proposers (tgsci.proposers) its objectives support
     trajectory_panels = [("score", "score (lower is better)")]
@@ -57,6 +47,11 @@ class Domain:
     sweep_keys: tuple[str, ...] = ()  # the domain's own [sweep] keys besides its subjects (molecules: targets_file)
     starts_required = False
     shared_starts = False
+    # typed specs (tgsci.spec_models): the objective's options (None: checked by check() alone), models of
+    # the domain's own sweep tables, and [resources] with the domain's own keys
+    options_model: Optional[type[SpecModel]] = None
+    table_models: dict[str, type[SpecModel]] = {}
+    resources_model: type[Resources] = Resources
 
     def sweep_options(self, data: dict, resources: dict, base: Path) -> dict:
         """Objective options a sweep file's domain tables and keys add (``sweep_tables``, ``sweep_keys``;
@@ -87,7 +82,8 @@ class Domain:
         return str((base / Path(value).expanduser()).resolve())
 
     def unknown_keys(self, spec: dict, table: Optional[str] = None) -> None:
-        allowed = ("kind", self.subject) + self.option_keys
+        options = tuple(self.options_model.model_fields) if self.options_model is not None else self.option_keys
+        allowed = tuple(dict.fromkeys(("kind", self.subject) + options))
         for key in spec:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)

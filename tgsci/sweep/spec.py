@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import math
 import os
 import re
 import tomllib
@@ -22,28 +21,14 @@ from simulators.files import slug
 
 from ..domains import DEFAULT_KIND, SpecError, check_spec, domains, get_domain
 from ..proposers import canonical_method
+from ..spec_models import Budget, EngineTable, names, sweep_model
 
-# Allowed keys per table; None: checked by the objective's domain. Each domain adds its subjects key
-# to [sweep] and its own tables (spec_keys()).
-SPEC_KEYS: dict[str, Optional[tuple[str, ...]]] = {
-    "sweep": ("name", "kind", "starts", "seeds", "method", "methods", "protocol"),
-    "budget": ("max_steps", "n_proposals", "max_evaluations", "patience", "min_improvement", "target_score", "stop_when"),
-    "engine": ("model", "optimizer_model", "feedback_model", "api_base", "temperature", "max_tokens", "timeout", "top_p", "max_retries",
-               "requests_per_minute", "tokens_per_minute"),
-    "objective": None,  # the domain's options (tgsci.domains)
-    "resources": ("n_workers", "llm_concurrency", "docking_workers", "max_attempts", "cache_dir", "run_lock_timeout_s"),
-}
-BUDGET_DEFAULTS = {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3, "min_improvement": 0.0,
-                   "target_score": None, "stop_when": None}
-RESOURCE_DEFAULTS = {"n_workers": None, "llm_concurrency": None, "docking_workers": 0, "max_attempts": 3, "cache_dir": None, "run_lock_timeout_s": 3600.0}
+CORE_TABLES = ("sweep", "budget", "engine", "objective", "resources")  # besides each domain's own (Domain.sweep_tables)
 
 
-def spec_keys() -> dict[str, Optional[tuple[str, ...]]]:
-    """SPEC_KEYS with every registered domain's subjects key and tables."""
-    keys = dict(SPEC_KEYS)
-    keys["sweep"] = keys["sweep"] + tuple(dict.fromkeys(k for d in domains() for k in (d.subjects_key, *d.sweep_keys)))
-    keys.update({table: None for d in domains() for table in d.sweep_tables})
-    return keys
+def tables() -> list[str]:
+    """Every table a sweep file may hold: the core ones and every registered domain's."""
+    return list(dict.fromkeys([*CORE_TABLES, *(t for d in domains() for t in d.sweep_tables)]))
 
 
 @dataclass
@@ -131,73 +116,66 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
             get_domain(data["sweep"].get("kind", DEFAULT_KIND))
         except SpecError as exc:
             raise SpecError(f"{where.at('sweep', 'kind')}: {exc}") from None
-    keys = spec_keys()
+    known = tables()
     for table, value in data.items():
-        if table not in keys:
-            raise SpecError(where.unknown(table, None, list(keys), what="table"))
+        if table not in known:
+            raise SpecError(where.unknown(table, None, known, what="table"))
         if not isinstance(value, dict):
             raise SpecError(f"{where.at(None, table)}: '{table}' must be a table ([{table}]), not {type(value).__name__}")
-        allowed = keys[table]
-        for key in value if allowed is not None else ():
-            if key not in allowed:
-                raise SpecError(where.unknown(key, table, list(allowed)))
-    sweep = data.get("sweep")
-    if sweep is None:
+    if "sweep" not in data:
         subjects = " or ".join(d.subjects_key for d in domains())
         raise SpecError(f"{source}: missing table [sweep] (with kind, {subjects}, starts, seeds, method)")
-    kind = sweep.get("kind", DEFAULT_KIND)
-    try:
-        domain = get_domain(kind)
-    except SpecError as exc:
-        raise SpecError(f"{where.at('sweep', 'kind')}: {exc}") from None
+    kind = data["sweep"].get("kind", DEFAULT_KIND)
+    domain = get_domain(kind)
     for table in {t for d in domains() for t in d.sweep_tables}:
         if data.get(table) and table not in domain.sweep_tables:
             raise SpecError(f"{where.at(None, table)}: [{table}] is not for kind = {kind!r}")
-    methods = _methods(sweep, where, domain)
-    seeds = _seeds(sweep.get("seeds", [0]), where)
-
     for key in {k for d in domains() for k in d.sweep_keys} - set(domain.sweep_keys):
-        if key in sweep:
+        if key in data["sweep"]:
             raise SpecError(f"{where.at('sweep', key)}: sweep.{key} is not for kind = {kind!r}")
+    for key in {k for d in domains() for k in d.resources_model.model_fields} - set(domain.resources_model.model_fields):
+        if key in data.get("resources", {}):
+            raise SpecError(f"{where.at('resources', key)}: resources.{key} is not for kind = {kind!r}")
     for other in {d.subjects_key for d in domains()} - {domain.subjects_key}:
-        if other in sweep:
+        if other in data["sweep"]:
             raise SpecError(f"{where.at('sweep', other)}: sweep.{other} is not for kind = {kind!r}; it takes sweep.{domain.subjects_key}")
-    if domain.subjects_key not in sweep:
-        raise SpecError(f"{source}: missing key sweep.{domain.subjects_key} (a list of names, or \"all\")")
-    resources = {**RESOURCE_DEFAULTS, **data.get("resources", {})}
-    _check_resources(resources, where)
-    options = _objective_options(domain, data, resources, base)
+
+    sweep = _checked(sweep_model(domain), data["sweep"], "sweep", where)
+    budget = _checked(Budget, data.get("budget", {}), "budget", where).as_dict()
+    resources = _checked(domain.resources_model, data.get("resources", {}), "resources", where).model_dump()
+    engine = dict(data.get("engine", {}))
+    _checked(EngineTable, engine, "engine", where)
+    methods = _methods(sweep, where, domain)
+    seeds = list(range(sweep.seeds)) if isinstance(sweep.seeds, int) else list(dict.fromkeys(sweep.seeds))
+
     try:
-        subjects = domain.subjects(sweep[domain.subjects_key], options, base)
+        options = _objective_options(domain, data, resources, base)
+    except SpecError as exc:
+        raise SpecError(f"{where.at(exc.table, exc.key)}: {exc}") from None
+    try:
+        subjects = domain.subjects(data["sweep"][domain.subjects_key], options, base)
     except SpecError as exc:
         raise SpecError(f"{where.at('sweep', domain.subjects_key)}: {exc}") from None
     preset = None
-    if sweep.get("protocol") is not None:
+    if sweep.protocol is not None:
         from ..presets import protocol
 
         try:
-            preset = protocol(sweep["protocol"], kind)
+            preset = protocol(sweep.protocol, kind)
         except ValueError as exc:
             raise SpecError(f"{where.at('sweep', 'protocol')}: {exc}") from None
-    if "starts" not in sweep and preset is not None and "starts" in preset:
-        sweep = {**sweep, "starts": list(preset["starts"])}  # the protocol's starts
-    if domain.starts_required and "starts" not in sweep:
+    starts = sweep.starts
+    if starts is None and preset is not None and "starts" in preset:
+        starts = list(preset["starts"])  # the protocol's starts
+    if domain.starts_required and starts is None:
         raise SpecError(f"{source}: missing key sweep.starts (a list of starting values)")
-    starts = _str_list(sweep.get("starts", ["default"]), "sweep.starts", where)
+    starts = names(starts if starts is not None else ["default"])
 
-    budget = {**BUDGET_DEFAULTS, **data.get("budget", {})}
-    _check_budget(budget, where)
     budgets = {m: dict(budget) for m in methods}
     if preset is not None:
         from ..presets import protocol_budget
 
-        budgets = {m: {**budget, **protocol_budget(sweep["protocol"], m, kind)} for m in methods}
-    engine = dict(data.get("engine", {}))
-    for key, value in engine.items():
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise SpecError(f"{where.at('engine', key)}: engine.{key} must be a string or a number")
-        if key in ("requests_per_minute", "tokens_per_minute") and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-            raise SpecError(f"{where.at('engine', key)}: engine.{key} must be a number > 0 (the provider's limit per minute)")
+        budgets = {m: {**budget, **protocol_budget(sweep.protocol, m, kind)} for m in methods}
 
     objectives, run_starts = {}, {}
     for subject in subjects:
@@ -214,14 +192,27 @@ def _parse_spec(data: dict, source: str = "<dict>", text: str = "") -> SweepSpec
         starts = list(dict.fromkeys(run_starts[(subjects[0], i)] for i in range(len(starts))))
         run_starts = {(s, i): v for s in subjects for i, v in enumerate(starts)}
     return SweepSpec(kind=kind, subjects=subjects, starts=starts, seeds=seeds, methods=methods, budget=budget, engine=engine,
-                     objectives=objectives, budgets=budgets, run_starts=run_starts, resources=resources, name=str(sweep.get("name", "")),
+                     objectives=objectives, budgets=budgets, run_starts=run_starts, resources=resources, name=sweep.name,
                      source=source, raw=data)
+
+
+def _checked(model, value: dict, table: str, where: "_Where"):
+    """``model`` of a table; a SpecError points at the key's line."""
+    try:
+        return model.checked(value, table)
+    except SpecError as exc:
+        place = where.at(exc.table, exc.key) if exc.key else where.at(None, table)
+        raise SpecError(f"{place}: {exc}", exc.key, exc.table) from None
 
 
 def _objective_options(domain, data: dict, resources: dict, base: Path) -> dict:
     """The objective spec's options from the sweep file's [objective] table and the domain's own
     tables (``Domain.sweep_options``); file paths are read against the sweep file's folder."""
     options = dict(data.get("objective", {}))
+    for key in ("kind", domain.subject):
+        if key in options:
+            raise SpecError(f"objective.{key} is set by [sweep] ({'kind' if key == 'kind' else domain.subjects_key}), "
+                            "not in [objective]", key, "objective")
     if data.get("sweep", {}).get("protocol") is not None:
         options["protocol"] = data["sweep"]["protocol"]
     options.update(domain.sweep_options(data, resources, base))
@@ -278,31 +269,15 @@ class _Where:
         return f"{self.at(table, key)}: unknown {what} {name!r} in {place}{hint}; valid: {', '.join(allowed)}"
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _str_list(value, name: str, where: _Where) -> list[str]:
-    table, key = name.split(".", 1)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise SpecError(f"{where.at(table, key)}: {name} must be a non-empty string or list of non-empty strings")
-    return list(dict.fromkeys(v.strip() for v in value))
-
-
-def _methods(sweep: dict, where: _Where, domain) -> list[str]:
-    if "method" in sweep and "methods" in sweep:
+def _methods(sweep, where: _Where, domain) -> list[str]:
+    """The canonical method names of [sweep], each one the domain supports."""
+    if sweep.method is not None and sweep.methods is not None:
         raise SpecError(f"{where.at('sweep', 'methods')}: give sweep.method or sweep.methods, not both")
-    key = "methods" if "methods" in sweep else "method"
-    if key not in sweep:
+    key = "methods" if sweep.methods is not None else "method"
+    if getattr(sweep, key) is None:
         raise SpecError(f"{where.source}: missing key sweep.method (or sweep.methods); choose from {', '.join(domain.methods)}")
     methods = []
-    for m in _str_list(sweep[key], f"sweep.{key}", where):
+    for m in names(getattr(sweep, key)):
         try:
             m = canonical_method(m)
         except ValueError as exc:
@@ -311,51 +286,3 @@ def _methods(sweep: dict, where: _Where, domain) -> list[str]:
             raise SpecError(f"{where.at('sweep', key)}: method {m!r} does not apply to kind = {domain.kind!r}; choose from {', '.join(domain.methods)}")
         methods.append(m)
     return list(dict.fromkeys(methods))
-
-
-def _seeds(value, where: _Where) -> list[int]:
-    if _is_int(value):
-        if value < 1:
-            raise SpecError(f"{where.at('sweep', 'seeds')}: sweep.seeds as a count must be >= 1")
-        return list(range(value))
-    if isinstance(value, list) and value and all(_is_int(s) for s in value):
-        return list(dict.fromkeys(value))
-    raise SpecError(f"{where.at('sweep', 'seeds')}: sweep.seeds must be a count (e.g. 3) or a non-empty list of integers")
-
-
-def _check_budget(b: dict, where: _Where) -> None:
-    def bad(key, rule):
-        raise SpecError(f"{where.at('budget', key)}: budget.{key} {rule}, not {b[key]!r}")
-
-    if not _is_int(b["max_steps"]) or b["max_steps"] < 0:
-        bad("max_steps", "must be an integer >= 0")
-    if not _is_int(b["n_proposals"]) or b["n_proposals"] < 1:
-        bad("n_proposals", "must be an integer >= 1")
-    if b["max_evaluations"] is not None and (not _is_int(b["max_evaluations"]) or b["max_evaluations"] < 1):
-        bad("max_evaluations", "must be an integer >= 1")
-    if b["patience"] is not None:
-        if not _is_int(b["patience"]) or b["patience"] < 0:
-            bad("patience", "must be an integer >= 0 (0 = no early stopping)")
-        if b["patience"] == 0:
-            b["patience"] = None
-    if not _is_num(b["min_improvement"]) or b["min_improvement"] < 0:
-        bad("min_improvement", "must be a number >= 0")
-    if b["target_score"] is not None and not _is_num(b["target_score"]):
-        bad("target_score", "must be a number")
-    if b["stop_when"] not in (None, "all_goals_met"):
-        bad("stop_when", 'must be "all_goals_met"')
-
-
-def _check_resources(r: dict, where: _Where) -> None:
-    for key in ("n_workers", "llm_concurrency"):
-        if r[key] is not None and (not _is_int(r[key]) or r[key] < 1):
-            raise SpecError(f"{where.at('resources', key)}: resources.{key} must be an integer >= 1")
-    if not _is_int(r["docking_workers"]) or r["docking_workers"] < 0:
-        raise SpecError(f"{where.at('resources', 'docking_workers')}: resources.docking_workers must be an integer >= 0 "
-                        "(0 = chosen from the run's cores)")
-    if not _is_int(r["max_attempts"]) or r["max_attempts"] < 1:
-        raise SpecError(f"{where.at('resources', 'max_attempts')}: resources.max_attempts must be an integer >= 1")
-    if r["cache_dir"] is not None and not isinstance(r["cache_dir"], str):
-        raise SpecError(f"{where.at('resources', 'cache_dir')}: resources.cache_dir must be a path string")
-    if not _is_num(r["run_lock_timeout_s"]) or r["run_lock_timeout_s"] < 0:
-        raise SpecError(f"{where.at('resources', 'run_lock_timeout_s')}: resources.run_lock_timeout_s must be a number >= 0")

@@ -33,26 +33,24 @@ Spec (a dict or TOML table; every key but ``target`` optional)::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 from ...html import html_table, molecule_image
 from .. import Domain, SpecError, register
+from .spec import DockingTable, MoleculeOptions, MoleculeResources
 
 DEFAULT_START = "c1ccccc1"
 RECEPTOR_KEYS = ("receptor", "box_ligand", "padding", "box_center", "box_size", "box_residues", "max_box_side", "prepare")
-DOCKING_KEYS = ("exhaustiveness", "seed", "n_poses", "ph", "writer", "cpu", "timeout_s", "memory_limit_mb", "limits")
-LIMIT_KEYS = ("max_heavy_atoms", "max_rotatable_bonds", "allow_fragments")
 
 
 class MoleculeDomain(Domain):
     kind = "molecule"
     subject = "target"
     subjects_key = "targets"
-    option_keys = ("off_targets", "aggregation", "qed_weight", "scaffold", "max_mol_weight", "constraints",
-                   "compare_references", "docking", "docking_workers", "cache_dir", "targets_file", "goals", "confirm_seeds",
-                   "confirm_top", "protocol", "objectives", "reference_point") + RECEPTOR_KEYS
+    options_model = MoleculeOptions
+    table_models = {"docking": DockingTable}
+    resources_model = MoleculeResources
     path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
     methods = ("tgd", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
@@ -76,8 +74,6 @@ class MoleculeDomain(Domain):
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:
-        from .objective import AGGREGATIONS
-
         out = dict(spec)
         if out.get("protocol") is not None:
             from ...presets import protocol
@@ -86,6 +82,7 @@ class MoleculeDomain(Domain):
                 out = {**protocol(out["protocol"], "molecule")["objective"], **out}  # the spec's own keys win
             except (ValueError, TypeError) as exc:
                 raise SpecError(str(exc), "protocol") from None
+        MoleculeOptions.checked(out)  # types and ranges; what follows needs files, RDKit or the manifest
         if out.get("receptor"):
             out.update(self._receptor(out))
         elif any(k in out for k in RECEPTOR_KEYS):
@@ -97,26 +94,13 @@ class MoleculeDomain(Domain):
         else:
             out["target"] = self._target(out["target"], out.get("targets_file"))
         off = out.get("off_targets", [])
-        if isinstance(off, str):
-            off = [off]
-        if not isinstance(off, list) or not all(isinstance(t, str) for t in off):
-            raise SpecError("off_targets must be a list of target names", "off_targets")
-        out["off_targets"] = [self._name(t, "off_targets", out.get("targets_file")) for t in off]
+        out["off_targets"] = [self._name(t, "off_targets", out.get("targets_file")) for t in ([off] if isinstance(off, str) else off)]
         out.setdefault("aggregation", "dockstring")
-        if out["aggregation"] not in AGGREGATIONS:
-            raise SpecError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {out['aggregation']!r}", "aggregation")
-        for key in ("qed_weight", "max_mol_weight"):
-            if key in out and not _number(out[key]):
-                raise SpecError(f"{key} must be a finite number, not {out[key]!r}", key)
-        if "compare_references" in out and not isinstance(out["compare_references"], bool):
-            raise SpecError("compare_references must be true or false", "compare_references")
-        if "constraints" in out and not (isinstance(out["constraints"], list) and all(isinstance(c, str) for c in out["constraints"])):
-            raise SpecError("constraints must be a list of strings", "constraints")
+        if "constraints" in out:
+            out["constraints"] = list(out["constraints"])
         if "goals" in out:
             from .goals import parse_goal
 
-            if not isinstance(out["goals"], list):
-                raise SpecError('goals must be a list, e.g. ["vina<=-9", "qed>=0.6"]', "goals")
             try:
                 out["goals"] = [parse_goal(g) for g in out["goals"]]
             except ValueError as exc:
@@ -124,19 +108,10 @@ class MoleculeDomain(Domain):
         if out.get("scaffold") is not None:
             from rdkit import Chem
 
-            if not isinstance(out["scaffold"], str) or Chem.MolFromSmarts(out["scaffold"]) is None:
+            if Chem.MolFromSmarts(out["scaffold"]) is None:
                 raise SpecError(f"cannot parse scaffold {out['scaffold']!r} as SMARTS/SMILES", "scaffold")
-        for key in ("confirm_seeds", "confirm_top"):
-            n = out.get(key, 1)
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise SpecError(f"{key} must be an integer >= 1, not {n!r}", key)
         if out.get("objectives") is not None or out.get("reference_point") is not None:
             out.update(self._pareto(out))
-        workers = out.get("docking_workers", 0)
-        if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0):
-            raise SpecError("docking_workers must be an integer >= 0 (0 = chosen from the cores)", "docking_workers")
-        if out.get("cache_dir") is not None and not isinstance(out["cache_dir"], str):
-            raise SpecError("cache_dir must be a path string", "cache_dir")
         out["docking"] = self._docking(out.get("docking") or {})
         return out
 
@@ -147,11 +122,7 @@ class MoleculeDomain(Domain):
         names = spec.get("objectives") or []
         if isinstance(names, str):
             names = [n for n in names.split(",") if n.strip()]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise SpecError('objectives must be a list of metric names, e.g. ["vina", "qed", "sa"]', "objectives")
         reference = spec.get("reference_point") or {}
-        if not isinstance(reference, dict):
-            raise SpecError("reference_point must be a table, e.g. {vina = 0, qed = 0, sa = 10}", "reference_point")
         if reference and not names:
             raise SpecError("reference_point is for Pareto mode: give objectives too", "reference_point")
         try:
@@ -173,14 +144,7 @@ class MoleculeDomain(Domain):
     def _target(self, value: Any, targets_file: Optional[str]) -> str | dict:
         if isinstance(value, str):
             return self._name(value, "target", targets_file)
-        if isinstance(value, dict) and value:
-            weights = {}
-            for name, w in value.items():
-                if not _number(w):
-                    raise SpecError(f"the weight of target {name} must be a finite number, not {w!r}", "target")
-                weights[self._name(name, "target", targets_file)] = float(w)
-            return weights
-        raise SpecError("target must be a target name or a non-empty table of name = weight", "target")
+        return {self._name(name, "target", targets_file): float(w) for name, w in value.items()}
 
     def _receptor(self, spec: dict) -> dict:
         """Check a receptor-file spec by preparing it (cached) and building its box; the checked keys."""
@@ -188,9 +152,6 @@ class MoleculeDomain(Domain):
 
         if "target" in spec and not isinstance(spec["target"], str):
             raise SpecError("with receptor, target is the name of your target (a string); use targets_file for several", "target")
-        prepare = spec.get("prepare", {})
-        if not isinstance(prepare, dict):
-            raise SpecError("prepare must be a table of receptor options", "prepare")
         try:
             target = self.receptor_target(spec)
         except (ReceptorError, TypeError) as exc:
@@ -216,26 +177,14 @@ class MoleculeDomain(Domain):
             cache_dir=spec.get("cache_dir"),
         )
 
-    def _docking(self, table: dict) -> dict:
+    @staticmethod
+    def _docking(table: dict) -> dict:
+        """The [docking] table as given (typed by MoleculeOptions); DockingSettings' own rules checked now."""
         from simulators.docking import DockingSettings
         from simulators.molecule_checks import LigandLimits
 
-        if not isinstance(table, dict):
-            raise SpecError("docking must be a table of Vina settings", "docking")
-        for key in table:
-            if key not in DOCKING_KEYS:
-                raise SpecError(f"unknown docking setting {key!r}; valid: {', '.join(DOCKING_KEYS)}", key, "docking")
-        limits = table.get("limits") or {}
-        if not isinstance(limits, dict):
-            raise SpecError("docking.limits must be a table", "limits", "docking")
-        for key in limits:
-            if key not in LIMIT_KEYS:
-                raise SpecError(f"unknown docking limit {key!r}; valid: {', '.join(LIMIT_KEYS)}", key, "docking.limits")
-        for key in ("exhaustiveness", "n_poses", "cpu", "seed", "memory_limit_mb"):
-            if key in table and not (isinstance(table[key], int) and not isinstance(table[key], bool)):
-                raise SpecError(f"docking.{key} must be an integer, not {table[key]!r}", key, "docking")
         try:
-            DockingSettings(**{**table, "limits": LigandLimits(**limits)})
+            DockingSettings(**{**table, "limits": LigandLimits(**(table.get("limits") or {}))})
         except (TypeError, ValueError) as exc:
             raise SpecError(f"docking settings: {exc}", None, "docking") from None
         return dict(table)
@@ -428,10 +377,6 @@ def _columns(ev) -> dict:
     m = ev.metrics
     return {"SMILES": ev.value, "score": ev.score, "Vina (kcal/mol)": m.get("vina"), "QED": m.get("qed"),
             "SA": m.get("sa"), "MW (g/mol)": m.get("mol_weight"), "error": ev.error or ""}
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 register(MoleculeDomain())

@@ -23,8 +23,8 @@ from ...pareto import ParetoMode
 from ...objectives.base import Evaluation, InvalidCandidate, Objective
 from .goals import goal_met, goal_text, parse_goal
 from .axes import pareto_axes
+from .spec import AGGREGATIONS
 
-AGGREGATIONS = ("dockstring", "vina", "qed")
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
 
 # GBNF for one SMILES inside JSON quotes, for the embedded model only (API models get a JSON

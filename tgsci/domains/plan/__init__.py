@@ -23,10 +23,8 @@ from typing import Any, Optional
 
 from ...html import figures, html_table
 from .. import Domain, SpecError, register
+from .spec import SETTING_KEYS, PlanOptions, PlanSettings
 
-SETTING_KEYS = ("machine", "gantry_angles", "couch_angles", "bixel_width_mm", "dose_grid_mm", "max_iter", "memory_gb",
-                "judge_grid", "tune")
-ENGINE_KEYS = ("threads", "check_memory", "use_result_cache", "cache_dir", "progress")
 
 
 class PlanDomain(Domain):
@@ -39,7 +37,8 @@ class PlanDomain(Domain):
         """[plan]: plan settings, merged into the objective spec."""
         return dict(data.get("plan", {}))
 
-    option_keys = ("fast", "protocol", "objectives", "reference_point") + SETTING_KEYS + ENGINE_KEYS
+    options_model = PlanOptions
+    table_models = {"plan": PlanSettings}
     path_keys = ("case", "cache_dir")
     methods = ("tgd", "random", "graph-ga", "tpe", "nsga2")
     trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
@@ -50,32 +49,19 @@ class PlanDomain(Domain):
         out = dict(spec)
         if "case" not in out:
             raise SpecError("a plan spec needs case (a case name; see targets/cases)", "case")
+        PlanOptions.checked(out)  # types and ranges; the case and its goals are checked below
         out["case"] = self._name(out["case"], "case")
         out["fast"] = out.get("fast", False)
-        if not isinstance(out["fast"], bool):
-            raise SpecError("fast must be true or false", "fast")
         if out.get("protocol") is not None:
             from ...presets import PROTOCOLS
 
             if out["protocol"] not in PROTOCOLS["plan"]:
                 raise SpecError(f"unknown protocol {out['protocol']!r}; choose one of: {', '.join(PROTOCOLS['plan'])}", "protocol")
-        for key in ("check_memory", "use_result_cache", "progress"):
-            if key in out and not isinstance(out[key], bool):
-                raise SpecError(f"{key} must be true or false", key)
-        if "threads" in out and not (isinstance(out["threads"], int) and not isinstance(out["threads"], bool) and out["threads"] >= 1):
-            raise SpecError("threads must be an integer >= 1", "threads")
-        if out.get("cache_dir") is not None and not isinstance(out["cache_dir"], str):
-            raise SpecError("cache_dir must be a path string", "cache_dir")
-        for key in SETTING_KEYS:
-            if key in out and not _setting_ok(key, out[key]):
-                raise SpecError(f"{key} must be {SETTING_RULES[key]}, not {out[key]!r}", key)
         case = self.case(out)  # the manifest and every setting are checked here, before any dose work
         if out.get("objectives") is not None or out.get("reference_point") is not None:
             from .axes import plan_axes
 
             reference = out.get("reference_point") or {}
-            if not isinstance(reference, dict):
-                raise SpecError('reference_point must be a table of goal = value, e.g. {"Rectum.V70Gy" = 50}', "reference_point")
             if out.get("objectives") is None:
                 raise SpecError('reference_point is for Pareto mode: give objectives = "goals" too', "reference_point")
             try:
@@ -241,30 +227,6 @@ class PlanDomain(Domain):
 def _is_path(value: str) -> bool:
     """A case given as a file (``my/case.toml``), not a built-in name."""
     return value.endswith(".toml") or "/" in value or "\\" in value
-
-
-SETTING_RULES = {
-    "machine": "a machine name", "gantry_angles": "a list of angles in degrees", "couch_angles": "a list of angles in degrees",
-    "bixel_width_mm": "a positive number", "dose_grid_mm": "a positive number", "max_iter": "an integer >= 1",
-    "memory_gb": "a positive number", "judge_grid": '"dose" or "ct"', "tune": '["weights"] or ["weights", "dose_levels"]',
-}
-
-
-def _setting_ok(key: str, value) -> bool:
-    def number(x) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
-
-    if key == "machine":
-        return isinstance(value, str) and bool(value)
-    if key in ("gantry_angles", "couch_angles"):
-        return isinstance(value, list) and bool(value) and all(number(a) for a in value)
-    if key == "max_iter":
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    if key == "judge_grid":
-        return value in ("dose", "ct")
-    if key == "tune":
-        return value in (["weights"], ["weights", "dose_levels"])
-    return number(value) and value > 0
 
 
 def _grid_words(obj: dict) -> str:
