@@ -80,7 +80,7 @@ def paper(args) -> None:
         context, rows, lines = [], [], []
         for method in methods:
             name = "tgd" if method == "tgd10" else method
-            budget = protocol_budget(args.protocol, name)
+            budget = protocol_budget(args.protocol, name, "plan")
             if method == "tgd10":
                 budget = {**budget, "stop_when": None}
             engine = Engine(args.model, temperature=0.8) if name == "tgd" else None

@@ -71,7 +71,7 @@ def test_tgd_reads_the_plan_front(pareto_plan, tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ({"objectives": "organs"}, "unknown objectives 'organs' for a plan's Pareto mode; choose from goals"),
+    ({"objectives": "organs"}, r'objectives must be "goals" \(Pareto mode: one axis per clinical goal\), not .organs.'),
     ({"objectives": "goals", "reference_point": {"Bladder.Dmean": 10}}, "reference point: Bladder.Dmean is not a goal of case"),
     ({"reference_point": {"Core.D10": 40}}, "reference_point is for Pareto mode"),
 ])

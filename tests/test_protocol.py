@@ -93,7 +93,7 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
     assert summary["stop_reason"] in ("all_goals_met", "max_steps") and [r["name"] for r in summary["references"]][:1] == ["reference A: target first"]
     space = build_objective({"kind": "plan", "case": "tg119", "fast": True, "protocol": "paper"}).search_space()
     assert set(space.values()) == {(100.0, 400.0)}
-    assert protocol_budget("paper", "tpe") == {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}
+    assert protocol_budget("paper", "tpe", "plan") == {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}
 
     from tgsci.sweep import parse_spec
 

@@ -9,14 +9,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .cli_common import console, engines_for, fail, objective_from, run_and_report
+from .domains import domains
 from .version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Optimize molecules and treatment plans with textual gradients.")
-console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -32,365 +31,8 @@ def main_options(
     """tgsci: textual-gradient design of molecules and radiotherapy plans."""
 
 
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(message))}")  # a [table] name in the message is text, not markup
-    raise typer.Exit(code=2)
-
-
-def _engines(method, settings: dict, no_cache: bool):
-    """(feedback, optimizer) engines for LLM methods from [engine] settings (None: the config's),
-    checked for keys up front; (None, None) for baselines."""
-    from .config import ConfigError, make_engines
-    from .engine import MissingKeyError
-    from .proposers import LLM_METHODS, canonical_method
-
-    try:
-        method = canonical_method(method)
-    except ValueError as exc:
-        _fail(str(exc))
-    if method not in LLM_METHODS:
-        return None, None
-
-    try:
-        feedback, optimizer = make_engines(settings, cache=not no_cache)
-        feedback.check_keys()
-        optimizer.check_keys()
-    except (ConfigError, MissingKeyError, ValueError) as exc:
-        _fail(str(exc))
-    return feedback, optimizer
-
-
-def _objective(spec: dict):
-    """The objective of a spec, or a clear error and exit 2 (unknown target, case, setting; no memory)."""
-    from .domains import SpecError, build_objective
-
-    try:
-        return build_objective(spec)
-    except (SpecError, ValueError, MemoryError) as exc:
-        _fail(str(exc))
-
-
-def _start(spec: dict, start: Optional[str]) -> str:
-    from .domains import SpecError, get_domain
-
-    try:
-        return get_domain(spec["kind"]).start(spec, start)
-    except SpecError as exc:
-        _fail(str(exc))
-
-
-def _run(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed,
-         stop_when=None, min_improvement=0.0):
-    """Run optimize() under a rich progress bar, print the outcome and write the report."""
-    from .domains import domain_for
-    from .engine import EngineError
-    from .loop import MAX_CONSECUTIVE_ENGINE_ERRORS, optimize
-    from .record import RunDirError, run_state, set_aside_summary
-    from .run_report import report_run
-
-    if run_dir is not None and Path(run_dir).is_dir():
-        try:
-            state, record = run_state(run_dir)
-        except RunDirError as exc:
-            _fail(str(exc))
-        if state == "engine_error":  # the LLM was unreachable: asked again, the run goes on from its last step
-            console.print(escape(f"resuming {run_dir}: it stopped on LLM errors ({record.summary.stop_reason})"))
-            set_aside_summary(run_dir)
-
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as progress:
-        task = progress.add_task(f"{method} steps", total=steps, status="evaluating start")
-
-        def on_step(record) -> None:
-            status = f"best {record.best.score:.3f}" if record.best.valid else "no valid candidate yet"
-            progress.update(task, completed=record.step, status=status)
-
-        try:
-            result = optimize(
-                objective, start, method=method, engine=feedback, optimizer_engine=optimizer, max_steps=steps,
-                n_proposals=proposals, max_evaluations=max_evaluations, patience=patience,
-                target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step, stop_when=stop_when,
-                min_improvement=min_improvement,
-            )
-        except (RunDirError, EngineError, ValueError) as exc:
-            _fail(str(exc))
-        finally:
-            objective.close()
-    table = Table(title=f"{objective.describe_short()}  (stop: {result.stop_reason})")
-    columns = domain_for(objective.kind).result_columns
-    for col in ("", "value", "score", *columns):
-        table.add_column(col, overflow="fold")
-    for label, ev in domain_for(objective.kind).result_rows(result, objective):
-        cells = [_cell(ev.metrics.get(key), spec) for key, spec in columns.values()]
-        # values and errors are text, not rich markup: a SMILES's [nH] or [O-] would vanish as a tag
-        table.add_row(label, escape(ev.value), f"{ev.score:.3f}" if ev.valid else escape(ev.error or "invalid"), *cells)
-    Console().print(table)
-    u = result.usage
-    console.print(f"LLM {u.text()}")
-    fallback = sum(1 for ev in result.evaluations if ev.origin)
-    if fallback:
-        console.print(f"{fallback} candidate(s) came from the fallback mutation, not the LLM (labelled in the record)")
-    if result.run_dir:
-        console.print(escape(f"run record: {result.run_dir}"))
-        console.print(escape(f"report (self-contained HTML): {report_run(result.run_dir)}"))
-    if result.stop_reason.startswith("engine_error"):  # every LLM call of the last steps failed: not a finished run
-        console.print(f"[bold red]stopped:[/] the LLM failed on {MAX_CONSECUTIVE_ENGINE_ERRORS} steps in a row: "
-                      f"{escape(result.stop_reason.removeprefix('engine_error: '))}\n"
-                      "the finished steps are saved; run the same command again to retry from there")
-        raise typer.Exit(code=3)
-    return result
-
-
-def _cell(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec) if spec else str(value)
-
-
-@app.command()
-def molecule(
-    target: Optional[str] = typer.Option(None, help="Target name: DOCKSTRING's (see `tgsci targets`) or of --targets-file; "
-                                                    "with --receptor, the name of your target. Default PPARA."),
-    targets_file: Optional[Path] = typer.Option(None, help="Your own target manifest (schema of targets/dockstring_targets.toml)."),
-    receptor: Optional[Path] = typer.Option(None, help="Your own receptor: PDB or mmCIF (prepared: hydrogens at pH 7.4, "
-                                                       "waters/ions/ligands removed) or a ready .pdbqt (used as is)."),
-    box_ligand: Optional[Path] = typer.Option(None, help="Box around this ligand (SDF, MOL, MOL2, PDB, PDBQT) plus --padding."),
-    padding: float = typer.Option(4.0, help="Angstrom added on each side of the --box-ligand or --box-residues box."),
-    box_center: Optional[tuple[float, float, float]] = typer.Option(None, help="Box center X Y Z (Angstrom), with --box-size."),
-    box_size: Optional[tuple[float, float, float]] = typer.Option(None, help="Box size X Y Z (Angstrom)."),
-    box_residues: Optional[str] = typer.Option(None, help="Box around residues, e.g. A:ASP86,A:LYS33."),
-    chains: Optional[str] = typer.Option(None, help="Receptor chains to keep, e.g. A or A,B (default: all)."),
-    keep_waters: bool = typer.Option(False, help="Keep crystal waters in the receptor."),
-    keep_hetero: Optional[str] = typer.Option(None, help="Hetero groups to keep by residue name, e.g. ZN,MG."),
-    altloc: Optional[str] = typer.Option(None, help="Alternate location to keep (default: the highest occupancy per residue)."),
-    delete_residues: Optional[str] = typer.Option(None, help="Residues to delete, e.g. A:350,B:15."),
-    delete_bad_residues: bool = typer.Option(False, help="Delete every residue meeko cannot type (named in receptor.json)."),
-    max_box_side: float = typer.Option(40.0, help="Largest box side accepted (Angstrom); Vina's cost grows with the box volume."),
-    goal: list[str] = typer.Option([], help="A goal on a metric, e.g. --goal 'vina<=-9' --goal 'qed>=0.6' (shown to the LLM)."),
-    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best molecule meets every --goal."),
-    start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
-    steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
-    proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga (tgsci.proposers.METHODS)"),
-    model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
-    optimizer_model: Optional[str] = typer.Option(None, help="A different model for TGD updates."),
-    api_base: Optional[str] = typer.Option(None, help="Base URL for Ollama/vLLM/OpenAI-compatible servers."),
-    temperature: Optional[float] = typer.Option(None),
-    max_tokens: Optional[int] = typer.Option(None),
-    aggregation: str = typer.Option("dockstring", help="dockstring (Vina + 10*(1-QED)) | vina | qed"),
-    off_target: list[str] = typer.Option([], help="Targets to avoid (selectivity), weight -1 each."),
-    qed_weight: float = typer.Option(10.0),
-    scaffold: Optional[str] = typer.Option(None, help="SMARTS every proposal must keep."),
-    exhaustiveness: int = typer.Option(8, min=1),
-    docking_seed: Optional[int] = typer.Option(None, help="Vina/embedding seed (default: dockstring's)."),
-    workers: int = typer.Option(0, min=0, help="Docking worker processes (0 = chosen from the cores: Vina threads first, up to exhaustiveness)."),
-    confirm_seeds: int = typer.Option(3, min=1, help="At the end, dock the best molecules and the approved drugs with this many "
-                                                     "Vina seeds; reports use the best of the seeds (1 = off)."),
-    confirm_top: int = typer.Option(3, min=1, help="How many of the run's best molecules --confirm-seeds docks again."),
-    objectives: Optional[str] = typer.Option(None, help="Pareto mode: a front of these metrics instead of one score, e.g. vina,qed,sa."),
-    reference_point: Optional[str] = typer.Option(None, help="Pareto mode: the hypervolume's reference point, e.g. vina=0,qed=0,sa=10 "
-                                                             "(the default)."),
-    protocol: Optional[str] = typer.Option(None, help="paper: the paper's molecule study (tgsci/presets.py): its budget "
-                                                      "(20 steps x 3, 61 dockings, early stop after 5 steps without a better molecule)."),
-    max_evaluations: Optional[int] = typer.Option(None, help="Docking budget (candidates)."),
-    patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
-    target_score: Optional[float] = typer.Option(None, help="Stop once the score is at or below this."),
-    run_dir: Path = typer.Option(Path("runs/molecule"), help="Run directory (resumed if it exists)."),
-    seed: int = typer.Option(0),
-    no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
-) -> None:
-    """Optimize a molecule for docking (Vina) and drug-likeness (QED) against a protein target."""
-    feedback, optimizer = _engines(method, {"model": model, "optimizer_model": optimizer_model, "api_base": api_base,
-                                            "temperature": temperature, "max_tokens": max_tokens}, no_cache)
-    docking = {"exhaustiveness": exhaustiveness, **({"seed": docking_seed} if docking_seed is not None else {})}
-    spec = {"kind": "molecule", "off_targets": list(off_target), "aggregation": aggregation,
-            "qed_weight": qed_weight, "scaffold": scaffold, "docking": docking, "docking_workers": workers,
-            "confirm_seeds": confirm_seeds, "confirm_top": confirm_top, **({"protocol": protocol} if protocol else {})}
-    if goal:
-        spec["goals"] = list(goal)
-    if objectives:
-        spec["objectives"] = objectives
-    if reference_point:
-        spec["reference_point"] = _pairs(reference_point, "--reference-point")
-    if targets_file:
-        spec["targets_file"] = str(targets_file)
-    if receptor:
-        spec.update(_receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains,
-                                   keep_waters, keep_hetero, altloc, delete_residues, delete_bad_residues, max_box_side))
-    else:
-        spec["target"] = target or "PPARA"
-    objective = _objective(spec)
-    for note in (objective.targets[objective.primary].preparation or {}).get("box", {}).get("notes", []):
-        console.print(escape(f"note: {note}"))
-    start_value = _start(objective.spec, start)
-    budget = _budget(protocol, "molecule", method, steps, proposals, max_evaluations, patience, stop_when)
-    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
-         budget["patience"], target_score, run_dir, seed, budget["stop_when"])
-
-
-def _pairs(text: str, option: str) -> dict:
-    """``a=1,b=2`` as {"a": 1.0, "b": 2.0}; a clear error for anything else."""
-    out = {}
-    for item in (x.strip() for x in text.split(",") if x.strip()):
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            _fail(f"{option}: {item!r} is not name=number (e.g. vina=0,qed=0,sa=10)")
-    return out
-
-
-def _receptor_spec(receptor, target, box_ligand, padding, box_center, box_size, box_residues, chains, keep_waters,
-                   keep_hetero, altloc, delete_residues, delete_bad_residues, max_box_side) -> dict:
-    """The spec keys of ``--receptor`` and its box and preparation options."""
-    def names(text):
-        return [x.strip() for x in text.split(",") if x.strip()] if text else []
-
-    spec = {"receptor": str(receptor), "padding": padding, "max_box_side": max_box_side}
-    if target:
-        spec["target"] = target
-    if box_ligand:
-        spec["box_ligand"] = str(box_ligand)
-    if box_center or box_size:
-        spec.update(box_center=list(box_center or ()), box_size=list(box_size or ()))
-    if box_residues:
-        spec["box_residues"] = names(box_residues)
-    prepare = {"chains": names(chains), "keep_waters": keep_waters, "keep_hetero": names(keep_hetero),
-               "delete_residues": names(delete_residues), "delete_bad_residues": delete_bad_residues,
-               **({"altloc": altloc} if altloc else {})}
-    spec["prepare"] = {k: v for k, v in prepare.items() if v not in ([], False)}
-    return spec
-
-
-@app.command()
-def plan(
-    case: str = typer.Option("tg119", help="Treatment case: a name in targets/cases (tg119, prostate) or a case file (tgsci case init writes one)."),
-    start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
-    steps: int = typer.Option(8, min=0),
-    proposals: int = typer.Option(2, min=1),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga | tpe | nsga2 (tgsci.proposers.METHODS)"),
-    objectives: Optional[str] = typer.Option(None, help="goals: Pareto mode, one axis per clinical goal (coverage against "
-                                                        "each organ's goal) instead of one score."),
-    fast: bool = typer.Option(False, help="Coarse plan settings of the case (quick trials, tests)."),
-    model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
-    optimizer_model: Optional[str] = typer.Option(None),
-    api_base: Optional[str] = typer.Option(None),
-    temperature: Optional[float] = typer.Option(None),
-    max_tokens: Optional[int] = typer.Option(None),
-    max_evaluations: Optional[int] = typer.Option(None, help="Plan-evaluation budget."),
-    patience: int = typer.Option(3, help="Stop after this many steps without improvement (0: never)."),
-    run_dir: Path = typer.Option(Path("runs/plan"), help="Run directory (resumed if it exists)."),
-    seed: int = typer.Option(0),
-    no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
-    protocol: Optional[str] = typer.Option(None, help="paper: the TextGrad paper's protocol (start weights 100, reference plans, "
-                                                      "stop when all goals are met or after 10 steps; TPE: 50 evaluations in [100, 400])."),
-    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best plan meets every clinical goal."),
-    export_dose: Optional[str] = typer.Option(None, help="Only export a recorded plan of --run-dir as DICOM RTDOSE: "
-                                                         "best, start, a step number, or weights as JSON."),
-    out: Optional[Path] = typer.Option(None, help="With --export-dose: the RTDOSE file (default RUN_DIR/dose_<which>.dcm)."),
-) -> None:
-    """Tune the objective weights of an inverse IMRT plan against the case's clinical goals."""
-    if export_dose is not None:
-        return _export_dose(run_dir, export_dose, out)
-    feedback, optimizer = _engines(method, {"model": model, "optimizer_model": optimizer_model, "api_base": api_base,
-                                            "temperature": temperature, "max_tokens": max_tokens}, no_cache)
-    console.print(escape(f"preparing case {case} (the dose influence matrix is computed once, then cached)"))
-    objective = _objective({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
-                            **({"protocol": protocol} if protocol else {}), **({"objectives": objectives} if objectives else {})})
-    start_value = _start(objective.spec, start)
-    budget = _budget(protocol, "plan", method, steps, proposals, max_evaluations, patience, stop_when)
-    _run(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
-         budget["patience"], None, run_dir, seed, budget["stop_when"])
-
-
-def _budget(protocol, kind, method, steps, proposals, max_evaluations, patience, stop_when) -> dict:
-    """The run's budget: the options given, or the protocol's for this kind and method."""
-    budget = {"steps": steps, "proposals": proposals, "max_evaluations": max_evaluations, "patience": patience or None, "stop_when": stop_when}
-    if protocol:
-        from .presets import protocol_budget
-        from .proposers import canonical_method
-
-        try:
-            preset = protocol_budget(protocol, canonical_method(method), kind)
-        except ValueError as exc:
-            _fail(str(exc))
-        budget.update({"steps": preset["max_steps"], "proposals": preset.get("n_proposals", proposals),
-                       "max_evaluations": preset.get("max_evaluations"), "patience": preset.get("patience"),
-                       "stop_when": preset.get("stop_when")})
-        console.print(f"protocol {protocol}: {budget}")
-    return budget
-
-
-def _export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:
-    """Re-export a recorded plan (its weights re-optimized to the same fluence) as RTDOSE + DVH table."""
-    from .domains import SpecError, build_objective
-    from .objectives.base import ExportsDose
-    from .record import RunDirError, RunRecord
-
-    try:
-        record = RunRecord.load(run_dir)
-    except RunDirError as exc:
-        _fail(str(exc))
-    if not record.config.spec:
-        _fail(f"{run_dir} was not written by tgsci plan (no spec in its config.json)")
-    if which in ("best", "start"):
-        ev = record.best if which == "best" else record.start
-        value, label = (ev.value if ev is not None else None), which
-    elif which.isdigit():
-        step = next((s for s in record.steps if s.step == int(which)), None)
-        valid = [c for c in step.candidates if c.valid] if step else []
-        if not valid:
-            _fail(f"step {which} of {run_dir} has no valid plan")
-        value, label = min(valid, key=lambda c: c.score).value, f"step{which}"
-    else:
-        value, label = which, "weights"
-    path = out or run_dir / f"dose_{label}.dcm"
-    objective = None
-    try:
-        objective = build_objective(record.config.spec)
-        if not isinstance(objective, ExportsDose):
-            _fail(f"{run_dir} is a {record.kind} run: it has no dose to export")
-        written = objective.export_dose(value, path, dvh_csv=path.with_suffix(".csv"))
-    except (SpecError, ValueError, MemoryError) as exc:
-        _fail(str(exc))
-    finally:
-        if objective is not None:
-            objective.close()
-    console.print(escape(f"wrote {', '.join(str(path.parent / w) for w in written)} for {value}"))
-
-
-case_app = typer.Typer(no_args_is_help=True, help="Treatment cases: write one from a patient's DICOM export.")
-app.add_typer(case_app, name="case")
-
-
-@case_app.command("init")
-def case_init(
-    dicom: Path = typer.Option(..., help="Folder with the patient's CT series and RTSTRUCT."),
-    protocol: str = typer.Option("prostate", help="Protocol in targets/protocols: prostate | generic."),
-    out: Path = typer.Option(Path("case.toml"), help="Case file to write."),
-    series: Optional[str] = typer.Option(None, help="CT SeriesInstanceUID when the folder holds several."),
-    prescription: Optional[float] = typer.Option(None, help="Prescription dose (Gy); default: the protocol's."),
-    fractions: Optional[int] = typer.Option(None, help="Number of fractions; default: the protocol's."),
-    name: Optional[str] = typer.Option(None, help="Case name; default: the folder's name."),
-) -> None:
-    """Map the RTSTRUCT's ROIs to a protocol's roles and write a starting case file (check it, then `tgsci plan --case`)."""
-    from simulators.dose.protocols import init_case
-
-    try:
-        done = init_case(dicom, protocol, out, series, prescription, fractions, name)
-    except (ValueError, OSError) as exc:
-        _fail(str(exc))
-    table = Table(title=f"{out} (protocol {protocol})")
-    table.add_column("role")
-    table.add_column("ROI")
-    for role, roi in done["mapped"].items():
-        table.add_row(role, escape(roi))  # ROI names come from the patient's files
-    for roi in done["as_oars"]:
-        table.add_row("organ at risk (goals to fill in)", escape(roi))
-    for roi in [r for r in done["unmapped"] if r not in done["as_oars"]]:
-        table.add_row("[dim]not used (listed as a comment)[/]", escape(roi))
-    Console().print(table)
-    console.print(escape(f"next: check {out}, then `tgsci plan --case {out}`"))
+for _domain in domains():  # each kind's own commands (tgsci molecule, tgsci plan, a plug-in's), first in --help
+    _domain.add_commands(app)
 
 
 @app.command()
@@ -406,14 +48,14 @@ def run(
     try:
         runs = load_spec(spec).expand()
     except SpecError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if len(runs) != 1:
-        _fail(f"{spec} holds {len(runs)} runs; `tgsci run` takes a spec of one (one subject, start, seed and method), "
+        fail(f"{spec} holds {len(runs)} runs; `tgsci run` takes a spec of one (one subject, start, seed and method), "
               f"`tgsci sweep {spec}` runs them all")
     one = runs[0]
-    feedback, optimizer = _engines(one["method"], one["engine"] or None, no_cache)
+    feedback, optimizer = engines_for(one["method"], one["engine"] or None, no_cache)
     b = one["budget"]
-    _run(_objective(one["objective"]), one["start"], one["method"], feedback, optimizer, b["max_steps"], b["n_proposals"],
+    run_and_report(objective_from(one["objective"]), one["start"], one["method"], feedback, optimizer, b["max_steps"], b["n_proposals"],
          b["max_evaluations"], b["patience"], b["target_score"], run_dir or Path("runs") / one["name"], one["seed"],
          b.get("stop_when"), b["min_improvement"])
 
@@ -443,7 +85,7 @@ def sweep(
     from .sweep.slurm import ClusterError, SlurmSettings, run_sweep_on_slurm
 
     if cluster not in ("local", "slurm"):
-        _fail(f"--cluster must be local or slurm, not {cluster!r}")
+        fail(f"--cluster must be local or slurm, not {cluster!r}")
     options = dict(progress=True, max_attempts=max_attempts, llm_concurrency=llm_concurrency)
     try:
         if cluster == "slurm":
@@ -456,7 +98,7 @@ def sweep(
         else:
             result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, **options)
     except (SpecError, SweepLockedError, FileNotFoundError, RunDirError, ClusterError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: every finished run and step is recorded in {out}; "
                       f"run the same command again to resume (status: {out / 'status.json'})")
@@ -496,34 +138,11 @@ def report(
         elif (directory / "config.json").is_file():
             paths = [report_run(directory, out)]
         else:
-            _fail(f"{directory} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
+            fail(f"{directory} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
     except ReportError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for path in paths:
         console.print(f"wrote {path}")
-
-
-@app.command()
-def targets(file: Optional[Path] = typer.Option(None, "--file", help="Your own target manifest instead of DOCKSTRING's.")) -> None:
-    """List the targets (DOCKSTRING's 58, or those of --file) with their receptor, box and reference drugs."""
-    from simulators.targets import UnknownTargetError, load_manifest
-
-    try:
-        entries = load_manifest(file)
-    except (UnknownTargetError, OSError) as exc:
-        _fail(str(exc))
-    table = Table(title=f"targets of {file}" if file else "DOCKSTRING targets")
-    for col in ("target", "receptor", "box", "reference drugs"):
-        table.add_column(col, overflow="fold")
-    for name, e in sorted(entries.items()):
-        if "center" in e:
-            box = f"center {e['center']}, size {e.get('size')}"
-        elif "box_ligand" in e:
-            box = f"around {Path(e['box_ligand']).name} + {e.get('padding', 4.0):g} A"
-        else:
-            box = f"around residues {e.get('box_residues')}"
-        table.add_row(*map(escape, (name, Path(e["receptor"]).name, box, ", ".join(r["name"] for r in e.get("references", [])))))
-    Console().print(table)
 
 
 @app.command()
@@ -536,7 +155,7 @@ def engines(ping: bool = typer.Option(False, help="Send a one-line request to ea
     try:
         settings = engine_settings()
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title="LLM engines")
     for col in ("role", "model", "status"):
         table.add_column(col, overflow="fold")
@@ -578,7 +197,7 @@ def serve(
     try:
         served = start(model, host, port, parallel, threads, no_key)
     except (ServeError, LocalModelError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     print(banner(served), flush=True)
     wait_for_signal()
 

@@ -52,11 +52,17 @@ class Domain:
     options_model: Optional[type[SpecModel]] = None
     table_models: dict[str, type[SpecModel]] = {}
     resources_model: type[Resources] = Resources
+    # published setups by name (tgsci.presets): "budget" (optimize() arguments), "budget_by_method", and
+    # what the domain reads itself (molecules: "starts", "objective" options; plans: "start_weight", ...)
+    protocols: dict[str, dict] = {}
 
     def sweep_options(self, data: dict, resources: dict, base: Path) -> dict:
         """Objective options a sweep file's domain tables and keys add (``sweep_tables``, ``sweep_keys``;
         file paths read against ``base``, the sweep file's folder), before the spec check."""
         return {}
+
+    def add_commands(self, app) -> None:
+        """Add this kind's own CLI commands to tgsci's typer ``app`` (``tgsci molecule``, ``tgsci plan``)."""
 
     # ------------------------------------------------------------------ specs
     def check(self, spec: dict) -> dict:
@@ -76,6 +82,15 @@ class Domain:
         if value is None:
             raise SpecError("give a start value")
         return value
+
+    def _protocol(self, name: Any) -> dict:
+        """The protocol ``name`` of this kind (tgsci.presets); SpecError lists the known ones."""
+        from ..presets import protocol
+
+        try:
+            return protocol(name, self.kind)
+        except (ValueError, TypeError) as exc:
+            raise SpecError(str(exc), "protocol") from None
 
     def absolute(self, key: str, value: str, base: Path) -> str:
         """A path key's value read against ``base`` (the spec's folder)."""

@@ -74,7 +74,7 @@ class PlanObjective(ParetoMode, Objective):
         self.objectives = objectives
         if objectives:
             self.set_pareto(*plan_axes(case, objectives, reference_point))
-        self._preset = preset(protocol) if protocol else {}
+        self._preset = preset(protocol, self.kind) if protocol else {}
         self._references: Optional[list[tuple[str, Evaluation]]] = None
         self.names = case.objective_names
         self.weight_max = float(case.weight_max)
