@@ -33,8 +33,17 @@ class LigandLimits:
     allow_fragments: bool = False
 
 
+class CanonicalSmiles(str):
+    """A SMILES that ``canonical_smiles`` returned: given to it again, it is returned as is, so a value
+    checked once (by the objective) is not parsed again by the docking simulator and ligand preparation."""
+
+    __slots__ = ()
+
+
 def canonical_smiles(smiles: str) -> str:
     """RDKit canonical isomeric SMILES; LigandError for empty or unparseable input."""
+    if isinstance(smiles, CanonicalSmiles):
+        return smiles
     if smiles is None or not str(smiles).strip():
         raise LigandError("empty SMILES")
     text = str(smiles).strip()
@@ -48,7 +57,7 @@ def canonical_smiles(smiles: str) -> str:
         raise LigandError(f"RDKit cannot parse {text!r} (check ring closures, brackets and valences)")
     if mol.GetNumAtoms() == 0:
         raise LigandError("the molecule has no atoms")
-    return Chem.MolToSmiles(mol, isomericSmiles=True)
+    return CanonicalSmiles(Chem.MolToSmiles(mol, isomericSmiles=True))
 
 
 def check_dockable(mol: Chem.Mol, limits: LigandLimits = LigandLimits()) -> None:

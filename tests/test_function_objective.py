@@ -106,3 +106,25 @@ def test_random_search_uses_the_functions_neighbor_operator():
                       neighbor=lambda v, rng: (seen.append(v), str(int(v) + rng.choice([1, 2])))[1],
                       validate=lambda t: str(int(t)), max_steps=20, n_proposals=1, patience=None, max_evaluations=8)
     assert seen and result.best.score < 9 and result.stop_reason == "max_evaluations"
+
+
+def test_a_value_is_validated_once_however_many_parts_of_the_loop_see_it():
+    """The proposer checks a proposal; the batch evaluation, the history and the next step trust it."""
+    seen = []
+
+    def validate(text: str) -> str:
+        seen.append(text)
+        if not text.strip().isdigit():
+            raise ValueError("digits only")
+        return str(int(text))
+
+    engine = ScriptedEngine(respond=lambda m, k: "lower" if m[0]["content"] != TGD_SYSTEM else proposals_json("007", "3", "x"))
+    result = optimize(lambda v: (float(v), "lower is better"), "10", describe="a small number", validate=validate,
+                      engine=engine, max_steps=2, n_proposals=3, patience=None)
+    assert result.best.value == "3" and [s.step for s in result.steps] == [0, 1, 2]
+    # each text once (the start, then the three proposals), though the proposer, the batch evaluation and
+    # TGD's retries on "x" (the same reply each time) all ask: before, 13 calls for these 4 texts
+    assert seen == ["10", "007", "3", "x"]
+    failed = [(f.text, f.reason) for s in result.steps for f in s.failures]
+    assert sum(text == "x" for text, _ in failed) >= 2  # rejected at each ask, with its reason reused
+    assert all("digits only" in reason for text, reason in failed if text == "x")

@@ -49,6 +49,20 @@ def test_validate_returns_canonical_smiles_and_strips_quotes(objective):
     assert objective.validate(' "OC(=O)c1ccccc1" ') == Chem.CanonSmiles("OC(=O)c1ccccc1")
 
 
+def test_a_validated_smiles_is_not_parsed_again_by_the_simulators(objective, monkeypatch):
+    import simulators.ligand
+    import simulators.molecule_checks as checks
+
+    value = objective.validate("OC(=O)c1ccccc1")
+    parsed = []
+    monkeypatch.setattr(checks.Chem, "MolFromSmiles", lambda text, *a: parsed.append(text) or None)
+    assert checks.canonical_smiles(value) is value and simulators.ligand.canonical_smiles(value) is value
+    assert parsed == []  # the docking simulator and ligand preparation trust the objective's check
+    with pytest.raises(checks.LigandError):
+        checks.canonical_smiles(str(value))  # plain text is still parsed (here by the stub, which fails)
+    assert parsed == [str(value)]
+
+
 def test_scaffold_and_weight_constraints():
     obj = MoleculeObjective("PPARA", scaffold="c1ccccc1C(=O)O", max_mol_weight=200, compare_references=False)
     assert obj.validate("OC(=O)c1ccc(N)cc1")

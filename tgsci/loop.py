@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .engine import EngineError, Usage
-from .formats import validated
 from .objectives.base import Confirmation, Confirms, Evaluation, Objective, Pareto
 from .objectives.function import as_objective
 from .proposers import LoopState, Proposer, make_proposer
@@ -197,7 +196,7 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
 def _normalize_start(objective: Objective, start: str) -> str:
     """The start's normalized form; an invalid start is kept as text and evaluated as invalid."""
     try:
-        return validated(objective.validate, start)
+        return objective.checked(start)
     except ValueError:
         return start
 

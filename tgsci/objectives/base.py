@@ -160,6 +160,28 @@ class Objective:
         """Normalized candidate, or raise InvalidCandidate(reason)."""
         raise NotImplementedError
 
+    def checked(self, raw) -> str:
+        """``validate``, once per text: the answer for a text seen before in this run is reused (proposers
+        check a proposal; the batch evaluation, the history and a repeated reply are not checked again).
+        A ValueError gives the reason."""
+        seen = self.__dict__.setdefault("_checked", {})  # text -> normalized value, or the reason it is invalid
+        key = raw if isinstance(raw, str) else None
+        if key is not None and key in seen:
+            answer = seen[key]
+            if isinstance(answer, ValueError):
+                raise ValueError(str(answer))
+            return answer
+        try:
+            value = validated(self.validate, raw)
+        except ValueError as exc:
+            if key is not None:
+                seen[key] = ValueError(str(exc))
+            raise
+        if key is not None:
+            seen[key] = value
+        seen[value] = value
+        return value
+
     def evaluate(self, values: list[str]) -> list[Evaluation]:
         """Batch evaluation; never raises for a bad candidate (it gets ``error`` instead)."""
         raise NotImplementedError
@@ -171,7 +193,7 @@ class Objective:
         ok: list[tuple[int, str]] = []
         for i, raw in enumerate(values):
             try:
-                ok.append((i, validated(self.validate, raw)))
+                ok.append((i, self.checked(raw)))
             except ValueError as exc:
                 out[i] = Evaluation(str(raw), None, error=str(exc), simulated=False)
         return out, ok

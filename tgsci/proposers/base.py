@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..engine import Usage
-from ..formats import validated
 from ..objectives.base import Evaluation, Objective
 from ..optim import ProposalFailure
 
@@ -81,7 +80,7 @@ def unique_new(objective: Objective, raw: Optional[str], tried: set[str], taken:
     if raw is None:
         return None
     try:
-        value = validated(objective.validate, raw)
+        value = objective.checked(raw)
     except ValueError:
         return None
     if value in tried or value in taken:

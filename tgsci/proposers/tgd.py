@@ -66,7 +66,7 @@ class TGDProposer(Proposer):
 
         self.tgd = TGD(
             [self.x], self.optimizer_engine, value_format=objective.value_format, objective=objective.describe(),
-            constraints=objective.constraints(), validate=objective.validate, max_retries=self.max_retries,
+            constraints=objective.constraints(), validate=objective.checked, max_retries=self.max_retries,
             history=History(self.history_best, self.history_recent, objective.direction),
             min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
             references=objective.prompt_references(),

@@ -300,14 +300,14 @@ class PlanObjective(ParetoMode, Objective):
         """Each weight times exp(N(0, 0.5)) (log-normal), each tuned level moved by N(0, 0.15 x its
         range), kept inside the search space; None for a value that is not a valid plan."""
         try:
-            return self.values.neighbor(self.validate(value), rng, self.search_space())
+            return self.values.neighbor(self.checked(value), rng, self.search_space())
         except (InvalidCandidate, ValueError, KeyError):
             return None
 
     def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]:
         """Per parameter, a random point between the parents (weights on the log scale)."""
         try:
-            return self.values.crossover(self.validate(a), self.validate(b), rng, self.search_space())
+            return self.values.crossover(self.checked(a), self.checked(b), rng, self.search_space())
         except (InvalidCandidate, ValueError, KeyError):
             return None
 
