@@ -128,3 +128,26 @@ def test_a_value_is_validated_once_however_many_parts_of_the_loop_see_it():
     failed = [(f.text, f.reason) for s in result.steps for f in s.failures]
     assert sum(text == "x" for text, _ in failed) >= 2  # rejected at each ask, with its reason reused
     assert all("digits only" in reason for text, reason in failed if text == "x")
+
+
+def test_baselines_need_a_mutation_operator_and_say_so_before_any_evaluation():
+    from tgsci.objectives.base import Crosses, Mutates
+    from tgsci.objectives.function import FunctionObjective
+
+    calls = []
+
+    def fn(v):
+        calls.append(v)
+        return float(v), "lower"
+
+    plain = FunctionObjective(fn, "a small number")
+    assert not isinstance(plain, Mutates) and not isinstance(plain, Crosses)
+    with pytest.raises(ValueError, match=r"method 'random' needs an objective with the Mutates capability \(neighbor\(\)\)"):
+        optimize(plain, "5", method="random", max_steps=2)
+    assert calls == []  # refused up front, not after the start was simulated
+    # Graph GA with a neighbor and no crossover: mutation only, and it still improves
+    mutating = FunctionObjective(fn, "a small number", neighbor=lambda v, rng: str(int(v) - rng.choice([1, 2])),
+                                 validate=lambda t: str(int(t)))
+    assert isinstance(mutating, Mutates) and not isinstance(mutating, Crosses)
+    result = optimize(mutating, "5", method="graph-ga", max_steps=3, n_proposals=2, patience=None)
+    assert result.best.score < 5 and result.stop_reason == "max_steps"

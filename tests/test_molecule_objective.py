@@ -53,6 +53,9 @@ def test_a_validated_smiles_is_not_parsed_again_by_the_simulators(objective, mon
     import simulators.ligand
     import simulators.molecule_checks as checks
 
+    from tgsci.objectives.base import Crosses, Mutates
+
+    assert isinstance(objective, Mutates) and isinstance(objective, Crosses)  # Graph GA's operators (mol_ga)
     value = objective.validate("OC(=O)c1ccccc1")
     parsed = []
     monkeypatch.setattr(checks.Chem, "MolFromSmiles", lambda text, *a: parsed.append(text) or None)

@@ -98,6 +98,7 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
     if stop_when == "all_goals_met" and objective.goals_met(Evaluation("", None, error="probe")) is None:
         raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
     proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
+    proposer.check(objective)
     budget = {"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations,
               "patience": patience, "min_improvement": min_improvement, "target_score": target_score}
     if stop_when:

@@ -96,6 +96,21 @@ class Confirms(Protocol):
 
 
 @runtime_checkable
+class Mutates(Protocol):
+    """Capability: a random neighbor of a value (random search, Graph GA's mutation, TGD's fallback
+    when the LLM proposes nothing new). None when no neighbor was found this time."""
+
+    def neighbor(self, value: str, rng: random.Random) -> Optional[str]: ...
+
+
+@runtime_checkable
+class Crosses(Protocol):
+    """Capability: a child of two values (Graph GA's crossover; without it Graph GA only mutates)."""
+
+    def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]: ...
+
+
+@runtime_checkable
 class Pareto(Protocol):
     """Capability: an objective in Pareto mode (``tgsci.pareto``): the metrics laid out as a front
     instead of one weighted score, the reference point of the hypervolume, and the front shown to it."""
@@ -230,13 +245,6 @@ class Objective:
         """Named designs to compare against (approved drugs, reference plans), evaluated like any
         candidate; the run records them in its summary so reports never re-simulate."""
         return []
-
-    # Baseline proposers use these; an objective without them supports TGD only.
-    def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
-        raise NotImplementedError(f"{type(self).__name__} has no random neighbor operator")
-
-    def crossover(self, a: str, b: str, rng: random.Random) -> Optional[str]:
-        raise NotImplementedError(f"{type(self).__name__} has no crossover operator")
 
     def write_outputs(self, run_dir, result) -> list[str]:
         """Domain files beside the run record (tables, structures, plots); returns their names."""

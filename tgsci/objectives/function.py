@@ -58,7 +58,8 @@ class FunctionObjective(Objective):
         self._constraints = list(constraints)
         if value_format is not None:
             self.value_format = value_format
-        self._neighbor = neighbor
+        if neighbor is not None:  # the Mutates capability (random search, Graph GA) only when given
+            self.neighbor = neighbor
         self.name = name or getattr(fn, "__qualname__", type(fn).__name__)
 
     def describe(self) -> str:
@@ -119,11 +120,6 @@ class FunctionObjective(Objective):
                    if other is not None and other.valid and other.value != ev.value]
         line = f"score {ev.score:.4g} (lower is better" + (f"; {'; '.join(context)}" if context else "") + ")"
         return f"{ev.text}\n{line}" if ev.text else line
-
-    def neighbor(self, value: str, rng: random.Random) -> Optional[str]:
-        if self._neighbor is None:
-            return super().neighbor(value, rng)
-        return self._neighbor(value, rng)
 
 
 def _evaluation(value: str, result) -> Evaluation:

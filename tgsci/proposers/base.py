@@ -61,6 +61,15 @@ class Proposal:
 
 class Proposer:
     name = "base"
+    needs: tuple[type, ...] = ()  # capabilities (objectives.base Protocols) the objective must have
+
+    def check(self, objective: Objective) -> None:
+        """ValueError before any evaluation when ``objective`` lacks a capability this method needs."""
+        for need in self.needs:
+            if not isinstance(objective, need):
+                methods = ", ".join(f"{name}()" for name in vars(need) if not name.startswith("_"))
+                raise ValueError(f"method {self.name!r} needs an objective with the {need.__name__} capability ({methods}); "
+                                 f"{type(objective).__name__} has none: give a plain function neighbor=..., or choose method 'tgd'")
 
     def bind(self, state: LoopState) -> None:
         """Called once per run, before the first ``tell``."""

@@ -6,11 +6,13 @@ after Jensen 2019); population = every valid candidate evaluated so far.
 
 from __future__ import annotations
 
+from ..objectives.base import Crosses, Mutates
 from .base import LoopState, Proposal, Proposer, unique_new
 
 
 class GeneticProposer(Proposer):
     name = "graph-ga"
+    needs = (Mutates,)  # crossover when the objective Crosses, else mutation only
 
     def __init__(self, population_size: int = 20, mutation_rate: float = 0.1, max_tries_per_item: int = 50):
         self.population_size = population_size
@@ -33,7 +35,7 @@ class GeneticProposer(Proposer):
                 break
             a, b = rng.choices(population, weights=weights, k=2)
             child = None
-            if len(population) > 1 and a.value != b.value:
+            if len(population) > 1 and a.value != b.value and isinstance(objective, Crosses):
                 child = objective.crossover(a.value, b.value, rng)
             if child is None or rng.random() < self.mutation_rate:
                 child = objective.neighbor(child or a.value, rng)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ..objectives.base import Mutates
 from .base import LoopState, Proposal, Proposer, unique_new
 
 
 class RandomProposer(Proposer):
     name = "random"
+    needs = (Mutates,)
 
     def __init__(self, max_tries_per_item: int = 50):
         self.max_tries_per_item = max_tries_per_item

@@ -16,6 +16,7 @@ from typing import Optional
 
 from ..engine import EngineError, Usage, is_embedded
 from ..functions import SimulatorCall
+from ..objectives.base import Mutates
 from ..optim import DUPLICATE, TGD, History
 from ..variable import Variable
 from .base import LoopState, Proposal, Proposer, unique_new
@@ -111,13 +112,12 @@ class TGDProposer(Proposer):
         meant to try), else of the best so far. Nothing when the objective has no such operator."""
         repeated = [f.text for f in proposal.failures if f.reason == DUPLICATE]
         parents = [(p, "a repeated LLM proposal") for p in repeated[:1]] + [(state.best.value, "the best so far")]
+        if not isinstance(self.objective, Mutates):
+            return
         tried = state.tried()
         for parent, what in parents:
             for _ in range(tries):
-                try:
-                    value = unique_new(self.objective, self.objective.neighbor(parent, state.rng), tried, set())
-                except NotImplementedError:
-                    return
+                value = unique_new(self.objective, self.objective.neighbor(parent, state.rng), tried, set())
                 if value is not None:
                     proposal.values.append(value)
                     proposal.origins[value] = f"{FALLBACK}: mutation of {what}"
