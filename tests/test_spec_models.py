@@ -114,3 +114,18 @@ def test_optimize_and_sweep_files_share_one_budget_definition():
     assert Budget().as_dict() == {"max_steps": 10, "n_proposals": 4, "max_evaluations": None, "patience": 3,
                                   "min_improvement": 0.0, "target_score": None, "stop_when": None}
     assert Budget.checked({"patience": 0}).as_dict()["patience"] is None  # 0: no early stopping
+
+
+def test_the_spec_models_match_the_simulators_settings_they_describe():
+    """The schema's defaults are the simulators' own: a drift would document one thing and run another."""
+    from dataclasses import asdict
+
+    from simulators.docking import DockingSettings
+    from simulators.receptor import ReceptorOptions
+    from tgsci.domains.molecule.spec import DockingTable, PrepareTable
+
+    assert DockingTable().model_dump() == asdict(DockingSettings())
+    prepare = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ReceptorOptions()).items()}
+    assert PrepareTable().model_dump() == prepare
+    with pytest.raises(SpecError, match=r"docking.writer must be \"meeko\" or \"openbabel\", not 'obabel'"):
+        check_spec({"target": "PPARA", "docking": {"writer": "obabel"}})

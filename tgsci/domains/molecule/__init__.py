@@ -124,7 +124,7 @@ class MoleculeDomain(Domain):
                 raise SpecError(f"cannot parse scaffold {out['scaffold']!r} as SMARTS/SMILES", "scaffold")
         if out.get("objectives") is not None or out.get("reference_point") is not None:
             out.update(self._pareto(out))
-        out["docking"] = self._docking(out.get("docking") or {})
+        out["docking"] = dict(out.get("docking") or {})  # typed by DockingTable, the same rules as DockingSettings
         return out
 
     @staticmethod
@@ -188,18 +188,6 @@ class MoleculeDomain(Domain):
             max_box_side=float(spec.get("max_box_side", MAX_BOX_SIDE)), options=options,
             cache_dir=spec.get("cache_dir"),
         )
-
-    @staticmethod
-    def _docking(table: dict) -> dict:
-        """The [docking] table as given (typed by MoleculeOptions); DockingSettings' own rules checked now."""
-        from simulators.docking import DockingSettings
-        from simulators.molecule_checks import LigandLimits
-
-        try:
-            DockingSettings(**{**table, "limits": LigandLimits(**(table.get("limits") or {}))})
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"docking settings: {exc}", None, "docking") from None
-        return dict(table)
 
     def build(self, spec: dict):
         from simulators.docking import DockingSettings

@@ -23,7 +23,7 @@ from ...pareto import ParetoMode
 from ...objectives.base import Evaluation, InvalidCandidate, Objective
 from .goals import goal_met, goal_text, parse_goal
 from .axes import pareto_axes
-from .spec import AGGREGATIONS
+from .spec import MoleculeOptions
 
 CSV_METRICS = ("vina", "qed", "sa", "lipinski_violations", "heavy_atoms", "rotatable_bonds", "mol_weight", "logp", "sim_reference")
 
@@ -92,8 +92,8 @@ class MoleculeObjective(ParetoMode, Objective):
         from simulators.docking import DockingSettings
         from simulators.targets import Target
 
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        MoleculeOptions.checked({"aggregation": aggregation, "qed_weight": qed_weight, "max_mol_weight": max_mol_weight,
+                                 "confirm_seeds": confirm_seeds, "confirm_top": confirm_top})  # the spec's rules: SpecError, a ValueError
         weights = {target: 1.0} if isinstance(target, (str, Target)) else dict(target)
         if not weights:
             raise ValueError("give at least one target")
@@ -124,9 +124,6 @@ class MoleculeObjective(ParetoMode, Objective):
         self.max_mol_weight = max_mol_weight
         self.extra_constraints = tuple(extra_constraints)
         self.n_workers = n_workers
-        for key, n in (("confirm_seeds", confirm_seeds), ("confirm_top", confirm_top)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"{key} must be an integer >= 1, not {n!r}")
         self.confirm_seeds, self.confirm_top = confirm_seeds, confirm_top
         self.objectives = tuple(objectives)
         if self.objectives:
