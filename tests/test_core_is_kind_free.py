@@ -36,3 +36,32 @@ def test_each_kind_is_one_package_and_the_objectives_package_is_generic():
         assert (package / "__init__.py").is_file() and (package / "objective.py").is_file(), d.kind
         assert type(d).__module__ == f"tgsci.domains.{d.kind}"
     assert sorted(p.name for p in (CORE / "objectives").glob("*.py")) == ["__init__.py", "base.py", "function.py"]
+
+
+def test_the_objective_interface_is_narrow_and_the_rest_are_capabilities():
+    """A subclass writes describe, validate, evaluate and verbalize; the base class adds helpers only.
+    What a method or the loop may use beyond that is a Protocol each objective has or not."""
+    from tgsci import build_objective
+    from tgsci.objectives import base
+    from tgsci.objectives.function import FunctionObjective
+
+    public = {n for n, v in vars(base.Objective).items() if callable(v) and not n.startswith("_")}
+    assert public == {"describe", "describe_short", "constraints", "validate", "checked", "evaluate", "screen",
+                      "summarize", "verbalize", "invalid_text", "fingerprint", "close"}
+    capabilities = {c.__name__: c for c in (base.HasGoals, base.HasReferences, base.ShowsReferences, base.WritesOutputs,
+                                            base.Mutates, base.Crosses, base.SearchSpace, base.Confirms, base.ExportsDose)}
+
+    def has(objective) -> set[str]:
+        return {name for name, c in capabilities.items() if isinstance(objective, c)}
+
+    assert has(FunctionObjective(lambda v: (0.0, ""), "nothing")) == set()
+    assert has(FunctionObjective(lambda v: (0.0, ""), "nothing", neighbor=lambda v, rng: v)) == {"Mutates"}
+    molecule = build_objective({"target": "PPARA", "aggregation": "qed", "compare_references": False})
+    plan = build_objective({"kind": "plan", "case": "tg119", "fast": True})
+    try:
+        assert has(molecule) == {"HasGoals", "HasReferences", "WritesOutputs", "Mutates", "Crosses", "Confirms"}
+        assert has(plan) == {"HasGoals", "HasReferences", "ShowsReferences", "WritesOutputs", "Mutates", "Crosses",
+                             "SearchSpace", "ExportsDose"}
+    finally:
+        molecule.close()
+        plan.close()

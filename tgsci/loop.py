@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .engine import EngineError, Usage
-from .objectives.base import Confirmation, Confirms, Evaluation, Objective, Pareto
+from .objectives.base import Confirmation, Confirms, Evaluation, HasGoals, HasReferences, Objective, Pareto, WritesOutputs
 from .objectives.function import as_objective
 from .proposers import LoopState, Proposer, make_proposer
 from .pareto import ParetoTracker
@@ -95,7 +95,8 @@ def optimize(
 
 def _optimize(objective: Objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
               patience, min_improvement, target_score, run_dir, seed, callback, stop_when) -> OptimizationResult:
-    if stop_when == "all_goals_met" and objective.goals_met(Evaluation("", None, error="probe")) is None:
+    if stop_when == "all_goals_met" and not (isinstance(objective, HasGoals)
+                                             and objective.goals_met(Evaluation("", None, error="probe")) is not None):
         raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
     proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
     proposer.check(objective)
@@ -124,7 +125,8 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
         proposer.bind(state)
         proposer.tell([start_eval], [])
         t0 = time.perf_counter()
-        objective.references()  # approved drugs, reference plans: simulated now, not inside step 1's LLM time
+        if isinstance(objective, HasReferences):
+            objective.references()  # approved drugs, reference plans: simulated now, not inside step 1's LLM time
         timings = {"simulate_s": start_eval.seconds, "references_s": time.perf_counter() - t0}
         _emit(record, steps, callback, StepRecord(0, start_eval, start_eval, [start_eval], timings=timings, time=time.time()))
 
@@ -186,10 +188,10 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
     if tracker is not None:
         result.pareto = tracker.summary(state.evaluations)
     if record is not None:
-        result.references = objective.references()
+        result.references = objective.references() if isinstance(objective, HasReferences) else []
         if isinstance(objective, Confirms):
             result.confirmed = objective.confirm(result)
-        outputs = objective.write_outputs(record.path, result)
+        outputs = objective.write_outputs(record.path, result) if isinstance(objective, WritesOutputs) else []
         record.finish(result.summary(outputs))
     return result
 
@@ -228,7 +230,7 @@ def _should_stop(state: LoopState, budget: dict, stale: int) -> Optional[str]:
     if budget["target_score"] is not None and state.best.valid and state.best.score <= budget["target_score"]:
         return "target_score"
     if budget.get("stop_when") == "all_goals_met":
-        if state.best.valid and state.objective.goals_met(state.best):
+        if state.best.valid and isinstance(state.objective, HasGoals) and state.objective.goals_met(state.best):
             return "all_goals_met"
     if state.step >= budget["max_steps"]:
         return "max_steps"

@@ -96,6 +96,37 @@ class Confirms(Protocol):
 
 
 @runtime_checkable
+class HasGoals(Protocol):
+    """Capability: goals a design can meet (a plan case's clinical goals, a molecule's ``goals``), for
+    ``stop_when = "all_goals_met"``. ``goals_met`` is None when this objective has none set."""
+
+    def goals_met(self, evaluation: Evaluation) -> Optional[bool]: ...
+
+
+@runtime_checkable
+class HasReferences(Protocol):
+    """Capability: named designs to compare against (approved drugs, reference plans), evaluated like
+    any candidate; the run records them in its summary so reports never simulate them again."""
+
+    def references(self) -> list[tuple[str, Evaluation]]: ...
+
+
+@runtime_checkable
+class ShowsReferences(Protocol):
+    """Capability: (name, value, one line of numbers) of designs the TGD prompt shows as worked
+    examples (the paper's reference plans); without it the prompt has none."""
+
+    def prompt_references(self) -> list[tuple[str, str, str]]: ...
+
+
+@runtime_checkable
+class WritesOutputs(Protocol):
+    """Capability: domain files beside the run record (tables, structures, plots, DICOM); their names."""
+
+    def write_outputs(self, run_dir, result) -> list[str]: ...
+
+
+@runtime_checkable
 class Mutates(Protocol):
     """Capability: a random neighbor of a value (random search, Graph GA's mutation, TGD's fallback
     when the LLM proposes nothing new). None when no neighbor was found this time."""
@@ -151,7 +182,8 @@ class CountsSimulations(Protocol):
 
 
 class Objective:
-    """Base class; subclasses set the attributes and implement validate/evaluate/verbalize/summarize."""
+    """Base class: a subclass implements ``describe``, ``validate``, ``evaluate`` (a batch) and ``verbalize``
+    (``summarize`` for the history line); everything else is a capability above, checked with ``isinstance``."""
 
     kind: str = "objective"
     role_description: str = "candidate"
@@ -231,24 +263,6 @@ class Objective:
     def fingerprint(self) -> dict:
         """What identifies this objective in a run directory (a resumed run must match it)."""
         return {"kind": self.kind}
-
-    def goals_met(self, evaluation: Evaluation) -> Optional[bool]:
-        """Whether ``evaluation`` meets every goal of the objective; None when it has no goals."""
-        return None
-
-    def prompt_references(self) -> list[tuple[str, str, str]]:
-        """(name, value, one line of numbers) of the designs the TGD prompt shows as worked examples
-        (the paper's reference plans); [] for none, and the prompt is unchanged."""
-        return []
-
-    def references(self) -> list[tuple[str, Evaluation]]:
-        """Named designs to compare against (approved drugs, reference plans), evaluated like any
-        candidate; the run records them in its summary so reports never re-simulate."""
-        return []
-
-    def write_outputs(self, run_dir, result) -> list[str]:
-        """Domain files beside the run record (tables, structures, plots); returns their names."""
-        return []
 
     def close(self) -> None:
         """Release simulator processes and files."""

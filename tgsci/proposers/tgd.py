@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..engine import EngineError, Usage, is_embedded
 from ..functions import SimulatorCall
-from ..objectives.base import Mutates
+from ..objectives.base import Mutates, ShowsReferences
 from ..optim import DUPLICATE, TGD, History
 from ..variable import Variable
 from .base import LoopState, Proposal, Proposer, unique_new
@@ -70,7 +70,7 @@ class TGDProposer(Proposer):
             constraints=objective.constraints(), validate=objective.checked, max_retries=self.max_retries,
             history=History(self.history_best, self.history_recent, objective.direction),
             min_valid=1,  # <= 2 LLM calls per step unless no proposal at all is usable
-            references=objective.prompt_references(),
+            references=objective.prompt_references() if isinstance(objective, ShowsReferences) else [],
         )
         goal = objective.describe()
         if self.tgd.continue_feedback:  # the embedded model: stable blocks first, cached across steps
