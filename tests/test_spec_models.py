@@ -82,6 +82,8 @@ def test_shared_tables_name_the_key_path_the_rule_and_the_line(tmp_path):
     assert "line 3: sweep.starts must be a non-empty string or list" in msg
     msg = _error(_spec(tmp_path, MOLECULE.replace('method = "random"', 'method = "random"\nseeds = 0')))
     assert "line 5: sweep.seeds must be a count" in msg
+    msg = _error(_spec(tmp_path, MOLECULE + "\n[docking]\nexhaustiveness = 2\nlimits = {max_heavy_atoms = 0}\n"))
+    assert "line 8: docking.limits.max_heavy_atoms must be an integer >= 1, not 0" in msg  # an inline table's line
     msg = _error(_spec(tmp_path, MOLECULE + "\n[objective]\ntarget = \"THRB\"\n"))
     assert "line 7: objective.target is set by [sweep] (targets)" in msg
 

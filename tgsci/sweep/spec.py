@@ -259,6 +259,9 @@ class _Where:
 
     def at(self, table: Optional[str], key: str) -> str:
         n = self.line(table, key)
+        while n is None and table and "." in table:  # an inline table: limits = {...} inside [docking]
+            table, key = table.rsplit(".", 1)
+            n = self.line(table, key)
         return f"{self.source}, line {n}" if n else self.source
 
     def unknown(self, key: str, table: Optional[str], allowed: list[str], what: str = "key") -> str:
