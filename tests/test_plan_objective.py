@@ -253,3 +253,18 @@ def test_tgd_step_with_a_scripted_llm_sees_the_goals_and_returns_weight_objects(
     values = [c.value for c in result.steps[1].candidates]
     assert values == ['{"BODY": 80, "Core": 900, "OuterTarget": 1000}', '{"BODY": 100, "Core": 600, "OuterTarget": 1200}']
     assert any("negative" in f.reason for f in result.steps[1].failures)
+
+
+@pytest.mark.parametrize("case, extra", [("prostate", {}), ("prostate", {"protocol": "paper"}), ("tg119", {})])
+def test_the_default_start_is_a_valid_candidate_also_when_the_case_tunes_dose_levels(case, extra):
+    """prostate tunes its dose levels: its default start (CLI, sweeps without starts) must carry them,
+    or the run starts from an invalid plan (it did: the start was the weights alone)."""
+    from tgsci.domains import check_spec, get_domain
+    from tgsci.domains.plan.objective import parse_weights
+
+    spec = check_spec({"kind": "plan", "case": case, "fast": True, **extra})
+    start = get_domain("plan").start(spec, None)
+    assert parse_weights(get_domain("plan").case(spec), start) == start  # what the objective's validate() accepts
+    assert ('"dose_gy"' in start) == (case == "prostate")  # TG119 tunes weights only
+    if "protocol" in extra:
+        assert set(json.loads(start)["weights"].values()) == {100}

@@ -137,16 +137,15 @@ class PlanDomain(Domain):
         return list(dict.fromkeys(self._name(v, self.subjects_key) for v in value))
 
     def start(self, spec: dict, value: Optional[str]) -> str:
-        from simulators.dose.weights import canonical_weights
-
         from ...objectives.base import InvalidCandidate
         from .objective import parse_weights
+        from .values import PlanValues
 
         case = self.case(spec)
-        if value in (None, "default"):
-            if spec.get("protocol"):
-                return canonical_weights({n: self.protocols[spec["protocol"]]["start_weight"] for n in case.objective_names})
-            return canonical_weights(case.start_weights())
+        if value in (None, "default"):  # the case's (or the protocol's) weights, with its levels when it tunes them
+            weights = ({n: self.protocols[spec["protocol"]]["start_weight"] for n in case.objective_names}
+                       if spec.get("protocol") else case.start_weights())
+            return PlanValues(case, weights).start
         try:
             return parse_weights(case, value)
         except InvalidCandidate as exc:
