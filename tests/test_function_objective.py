@@ -151,3 +151,16 @@ def test_baselines_need_a_mutation_operator_and_say_so_before_any_evaluation():
     assert isinstance(mutating, Mutates) and not isinstance(mutating, Crosses)
     result = optimize(mutating, "5", method="graph-ga", max_steps=3, n_proposals=2, patience=None)
     assert result.best.score < 5 and result.stop_reason == "max_steps"
+
+
+def test_a_reused_rejection_keeps_its_exception_type():
+    from tgsci.objectives.base import InvalidCandidate
+    from tgsci.objectives.function import FunctionObjective
+
+    def validate(text):
+        raise InvalidCandidate("never valid")
+
+    objective = FunctionObjective(lambda v: (0.0, ""), "nothing", validate=validate)
+    for _ in range(2):  # the second answer comes from the memo
+        with pytest.raises(InvalidCandidate, match="never valid"):
+            objective.checked("x")

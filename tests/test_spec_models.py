@@ -131,3 +131,33 @@ def test_the_spec_models_match_the_simulators_settings_they_describe():
     assert PrepareTable().model_dump() == prepare
     with pytest.raises(SpecError, match=r"docking.writer must be \"meeko\" or \"openbabel\", not 'obabel'"):
         check_spec({"target": "PPARA", "docking": {"writer": "obabel"}})
+
+
+def test_python_values_a_notebook_computes_pass_and_are_stored_as_plain_numbers():
+    import numpy as np
+
+    spec = check_spec({"kind": "plan", "case": "tg119", "fast": True, "gantry_angles": list(np.arange(0, 360, 72)),
+                       "bixel_width_mm": np.int64(10)})
+    assert spec["gantry_angles"] == [0, 72, 144, 216, 288] and type(spec["gantry_angles"][0]) is int
+    assert check_spec(json.loads(json.dumps(spec))) == spec  # a run record's spec builds the same objective
+    assert check_spec({"target": "PPARA", "qed_weight": np.float64(5.0), "docking": None})["docking"] == {}
+    assert check_spec({"target": "PPARA", "docking": {"limits": None}})["docking"] == {"limits": None}
+
+    def fn(value):
+        return float(len(value)), "shorter is better"
+
+    result = optimize(fn, "abc", describe="short", max_steps=np.int64(0), n_proposals=np.int32(2))
+    assert result.stop_reason == "max_steps"
+
+
+def test_errors_inside_lists_tables_and_moved_keys_name_the_item_and_the_line(tmp_path):
+    msg = _error(_spec(tmp_path, MOLECULE + "\n[objective]\ngoals = [{metric = \"vina\", op = \"<\", value = -9}]\n"))
+    assert "line 7: goals[0].op must be \"<=\" or \">=\", not '<'" in msg
+    msg = _error(_spec(tmp_path, MOLECULE + "\n[objective]\nobjectives = [\"vina\", \"qed\"]\nreference_point = {vina = \"x\"}\n"))
+    assert "line 8: reference_point.vina: input should be a valid number, not 'x'" in msg
+    msg = _error(_spec(tmp_path, MOLECULE + "\n[objective.prepare]\nchains = 3\n"))
+    assert "line 7: prepare.chains must be a list of chain ids" in msg
+    msg = _error(_spec(tmp_path, MOLECULE + "\n[objective]\ndocking = {exhaustiveness = 2}\n"))
+    assert "line 7: objective.docking goes in [docking] of a sweep file" in msg  # it was silently dropped
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert "docking" not in schema["$defs"]["MoleculeObjectiveTable"]["properties"]

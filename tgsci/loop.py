@@ -25,7 +25,7 @@ from .proposers import LoopState, Proposer, make_proposer
 from .pareto import ParetoTracker
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
 from .run_lock import run_lock
-from .spec_models import Budget
+from .spec_models import Budget, plain
 
 MAX_CONSECUTIVE_ENGINE_ERRORS = 3
 
@@ -85,6 +85,8 @@ def optimize(
     ``batch=True`` for ``fn(values) -> [(score, words), ...]``, ``constraints=``,
     ``neighbor=``): see ``objectives.function``.
     """
+    max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score = plain(
+        (max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score))  # numpy numbers as Python's
     Budget.checked({"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations, "patience": patience,
                     "min_improvement": min_improvement, "target_score": target_score, "stop_when": stop_when})  # SpecError: a ValueError
     objective = as_objective(objective, **function_options)

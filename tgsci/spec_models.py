@@ -10,6 +10,8 @@ rule are defined here once, for ``optimize()`` and for sweep files alike.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, create_model
@@ -29,6 +31,18 @@ class SpecError(ValueError):
 
 
 STOP_RULES = (None, "all_goals_met")
+
+
+def plain(value):
+    """numpy scalars (np.int64, np.float64, np.bool_) as Python's, inside dicts, lists and tuples: a value a
+    notebook computed passes the strict checks and goes into JSON records as the number it is."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
 
 
 def names(value) -> list[str]:
@@ -122,7 +136,7 @@ def sweep_model(domain) -> type[SweepTable]:
     """[sweep] of ``domain``'s kind: the shared keys, its subjects key and its own ``sweep_keys``."""
     fields: dict[str, Any] = {
         "kind": (Literal[domain.kind], Field(domain.kind, description=f'"{domain.kind}"')),
-        domain.subjects_key: (Names, Field(description=f'"all" or a {domain.subject} name or a list of them')),
+        domain.subjects_key: (Names, Field(description=domain.subjects_help or f'"all" or a {domain.subject} name or a list of them')),
     }
     fields.update({key: (Optional[str], Field(None, description="a path string")) for key in domain.sweep_keys})
     return create_model(f"{domain.kind.title()}Sweep", __base__=SweepTable, **fields)
@@ -143,11 +157,12 @@ def file_model(domain) -> type[SpecModel]:
 
 
 def objective_table(domain):
-    """A sweep file's [objective]: the domain's options without kind and subject (the sweep sets both)."""
+    """A sweep file's [objective]: the domain's options without kind and subject (the sweep sets both)
+    and without what a sweep file sets in another table (``Domain.sweep_moved``)."""
     if domain.options_model is None:
         return dict[str, Any]
     fields = {name: (f.annotation, f) for name, f in domain.options_model.model_fields.items()
-              if name not in ("kind", domain.subject)}
+              if name not in ("kind", domain.subject, *domain.sweep_moved)}
     return create_model(f"{domain.kind.title()}ObjectiveTable", __base__=SpecModel, __doc__=domain.options_model.__doc__, **fields)
 
 
@@ -173,44 +188,77 @@ def schema_text() -> str:
 
 # ----------------------------------------------------------------------------- errors
 def spec_error(exc: ValidationError, model: type[BaseModel], data: Any, table: Optional[str] = None) -> SpecError:
-    """One SpecError from pydantic's first error, in the words of the field's rule."""
-    error = exc.errors()[0]
-    names, field, current, value = _walk(model, data, error["loc"])
-    path = ".".join([table, *names] if table and names else names) if names else (table or "")
-    where = ".".join(filter(None, [table, *names[:-1]])) or None
-    key = names[-1] if names else None
+    """One SpecError from pydantic's first error: the key path (``goals[0].op``), the field's rule
+    when the error is the field's own, else pydantic's words; ``key``/``table`` (model fields only)
+    say where the line is."""
+    errors = exc.errors()
+    # a union's branches each fail at the same place: the deepest error is the one that says what is wrong
+    error = max((e for e in errors if e["loc"][:1] == errors[0]["loc"][:1]), key=lambda e: len(e["loc"]))
+    at = _locate(model, data, error["loc"])
+    shown = ".".join(filter(None, [table, at.path])).replace(".[", "[")
+    names = [table] if table else []
+    names += at.fields
+    key, where = (names[-1], ".".join(names[:-1]) or None) if names else (None, None)
     if error["type"] == "extra_forbidden":
-        unknown = str(error["loc"][len(names)])
-        allowed = list(current.model_fields) if current is not None else []
+        allowed = list(at.model.model_fields) if at.model is not None else []
+        unknown = at.path.rsplit(".", 1)[-1]
         close = difflib.get_close_matches(unknown, allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        name = f"{path}.{unknown}" if path else unknown
-        return SpecError(f"unknown key {name!r}{hint}; valid: {', '.join(allowed)}", unknown, ".".join(filter(None, [table, *names])) or None)
+        if at.in_list:  # a key inside a list item: the line is the list's
+            return SpecError(f"unknown key {shown!r}{hint}; valid: {', '.join(allowed)}", key, where)
+        return SpecError(f"unknown key {shown!r}{hint}; valid: {', '.join(allowed)}", unknown, ".".join(names) or None)
+    rule = at.field.description if at.field is not None and at.own else None
     if error["type"] == "missing":
-        return SpecError(f"missing key {path}" + (f" ({field.description})" if field is not None and field.description else ""), key, where)
-    if error["type"] == "value_error" and not (field is not None and field.description):
-        return SpecError(str(error["ctx"]["error"]), key, where)
-    rule = field.description if field is not None and field.description else error["msg"][0].lower() + error["msg"][1:]
-    return SpecError(f"{path} must be {rule}, not {value!r}", key, where)
+        return SpecError(f"missing key {shown}" + (f" ({rule})" if rule else ""), key, where)
+    if rule:
+        return SpecError(f"{shown} must be {rule}, not {at.value!r}", key, where)
+    words = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"][0].lower() + error["msg"][1:]
+    return SpecError(f"{shown}: {words}, not {at.value!r}", key, where)
 
 
-def _walk(model, data, loc) -> tuple[list[str], Any, Any, Any]:
-    """The field names along ``loc`` (dropping union tags and list indices), the last field, the
-    model that holds it, and the value there."""
-    names, field, current, value = [], None, model, data
+@dataclass
+class _Place:
+    path: str = ""  # every step: fields, table keys, [list indices]
+    fields: list = dc_field(default_factory=list)  # the model fields along it, up to a list item (the line is the list's)
+    in_list: bool = False
+    field: Any = None  # the last model field passed
+    own: bool = True  # the location ends at that field (not inside its value)
+    model: Any = None  # the model holding the last step (for an unknown key: its valid keys)
+    value: Any = None
+
+
+def _locate(model, data, loc) -> _Place:
+    """Follow pydantic's ``loc`` through the data and the models; union tags (``str``, ``Goal``) are
+    not steps of the data: a model's name among them says which model the value is read as."""
+    place, models, annotation, value = _Place(model=model, value=data), model, None, data
     for part in loc:
-        fields = getattr(current, "model_fields", None) if current is not None else None
-        if not isinstance(part, str) or not fields or part not in fields:
-            break
-        names.append(part)
-        field = fields[part]
-        value = value.get(part) if isinstance(value, dict) else None
-        current = _model_of(field.annotation)
-    return names, field, current, value
+        fields = getattr(models, "model_fields", None) or {}
+        holder = models
+        if isinstance(value, dict) and isinstance(part, str) and part in value or part in fields:
+            place.path += f".{part}" if place.path else str(part)
+            if part in fields:
+                if not place.in_list:
+                    place.fields.append(part)
+                place.field, place.own = fields[part], True
+                annotation = fields[part].annotation
+                models = _model_of(annotation)
+            else:
+                place.own, models = False, None
+            value = value.get(part) if isinstance(value, dict) else None
+        elif isinstance(part, int) and isinstance(value, list) and part < len(value):
+            place.path += f"[{part}]"
+            place.own, place.in_list, value = False, True, value[part]
+            models = next(iter(_models_in(annotation)), None) if not isinstance(value, (str, int, float)) else None
+        else:  # a union tag
+            models = next((m for m in _models_in(annotation) if m.__name__ == part), models)
+            continue
+        place.model = holder
+    place.value = value
+    return place
 
 
 def _model_of(annotation) -> Optional[type[BaseModel]]:
-    """The model class inside ``Optional[Model]`` or ``Model``, else None."""
+    """The model class of ``Model`` or ``Optional[Model]``, else None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
@@ -219,5 +267,12 @@ def _model_of(annotation) -> Optional[type[BaseModel]]:
     return None
 
 
-__all__ = ["SpecError", "SpecModel", "Budget", "EngineTable", "Resources", "SweepTable", "STOP_RULES", "Names", "names", "Numbers", "Strings", "Text",
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """Every model class anywhere in ``annotation`` (list[Union[str, Goal]] -> [Goal])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+__all__ = ["SpecError", "SpecModel", "Budget", "EngineTable", "Resources", "SweepTable", "STOP_RULES", "Names", "names", "plain", "Numbers", "Strings", "Text",
            "sweep_model", "file_model", "objective_table", "json_schema", "schema_text", "spec_error"]

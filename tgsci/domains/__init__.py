@@ -19,7 +19,7 @@ import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..spec_models import Resources, SpecError, SpecModel
+from ..spec_models import Resources, SpecError, SpecModel, plain
 
 if TYPE_CHECKING:
     from ..objectives.base import Evaluation, Objective
@@ -47,6 +47,8 @@ class Domain:
     sweep_keys: tuple[str, ...] = ()  # the domain's own [sweep] keys besides its subjects (molecules: targets_file)
     starts_required = False
     shared_starts = False
+    sweep_moved: dict[str, str] = {}  # objective options a sweep file sets elsewhere: key -> where (molecules: docking)
+    subjects_help = ""  # the rule of sweep.<subjects_key> in errors and the schema (default: "all" or names)
     # typed specs (tgsci.spec_models): the objective's options (None: checked by check() alone), models of
     # the domain's own sweep tables, and [resources] with the domain's own keys
     options_model: Optional[type[SpecModel]] = None
@@ -196,7 +198,7 @@ def check_spec(spec: dict, table: Optional[str] = None, base: Optional[str | Pat
     read against ``base``, default the working directory); SpecError says what is wrong."""
     if not isinstance(spec, dict):
         raise SpecError(f"an objective spec must be a table (dict), not {type(spec).__name__}")
-    spec = {"kind": DEFAULT_KIND, **spec}
+    spec = plain({"kind": DEFAULT_KIND, **spec})
     domain = get_domain(spec["kind"])
     domain.unknown_keys(spec, table)
     for key in domain.path_keys:

@@ -208,21 +208,22 @@ class Objective:
         raise NotImplementedError
 
     def checked(self, raw) -> str:
-        """``validate``, once per text: the answer for a text seen before in this run is reused (proposers
-        check a proposal; the batch evaluation, the history and a repeated reply are not checked again).
-        A ValueError gives the reason."""
-        seen = self.__dict__.setdefault("_checked", {})  # text -> normalized value, or the reason it is invalid
+        """``validate``, once per text: the answer for a text seen before is reused (proposers check a
+        proposal; the batch evaluation, the history and a repeated reply are not checked again). A
+        rejection is raised again as the same exception type and reason. An objective's settings are
+        fixed once it is built: build a new one to change them."""
+        seen = self.__dict__.setdefault("_checked", {})  # text -> normalized value, or (exception type, reason)
         key = raw if isinstance(raw, str) else None
         if key is not None and key in seen:
             answer = seen[key]
-            if isinstance(answer, ValueError):
-                raise ValueError(str(answer))
+            if isinstance(answer, tuple):
+                raise answer[0](answer[1])
             return answer
         try:
             value = validated(self.validate, raw)
         except ValueError as exc:
             if key is not None:
-                seen[key] = ValueError(str(exc))
+                seen[key] = (type(exc) if type(exc).__init__ is ValueError.__init__ else ValueError, str(exc))
             raise
         if key is not None:
             seen[key] = value

@@ -117,7 +117,10 @@ class TGDProposer(Proposer):
         tried = state.tried()
         for parent, what in parents:
             for _ in range(tries):
-                value = unique_new(self.objective, self.objective.neighbor(parent, state.rng), tried, set())
+                try:
+                    value = unique_new(self.objective, self.objective.neighbor(parent, state.rng), tried, set())
+                except NotImplementedError:  # an objective whose neighbor() opts out at run time
+                    return
                 if value is not None:
                     proposal.values.append(value)
                     proposal.origins[value] = f"{FALLBACK}: mutation of {what}"

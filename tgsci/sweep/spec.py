@@ -213,6 +213,9 @@ def _objective_options(domain, data: dict, resources: dict, base: Path) -> dict:
         if key in options:
             raise SpecError(f"objective.{key} is set by [sweep] ({'kind' if key == 'kind' else domain.subjects_key}), "
                             "not in [objective]", key, "objective")
+    for key, where in domain.sweep_moved.items():
+        if key in options:
+            raise SpecError(f"objective.{key} goes in {where} of a sweep file, not in [objective]", key, "objective")
     if data.get("sweep", {}).get("protocol") is not None:
         options["protocol"] = data["sweep"]["protocol"]
     options.update(domain.sweep_options(data, resources, base))
@@ -226,8 +229,12 @@ def _place(where: "_Where", exc: SpecError, kind: str) -> str:
     domain = get_domain(kind)
     if exc.key in (domain.subject, domain.subjects_key):
         return where.at("sweep", domain.subjects_key)
-    if exc.table:  # a nested table of the objective, e.g. docking or docking.limits
-        return where.at(exc.table, exc.key) if exc.key else where.at(None, exc.table)
+    if exc.table:  # a nested table of the objective: [docking], [docking.limits], [objective.prepare]
+        for table in (exc.table, f"objective.{exc.table}"):
+            n = where.find(table, exc.key) if exc.key else where.line(None, table)
+            if n:
+                return f"{where.source}, line {n}"
+        return where.source
     for table in ("objective", *domain.sweep_tables):
         if exc.key and where.line(table, exc.key):
             return where.at(table, exc.key)
@@ -257,11 +264,16 @@ class _Where:
                 return n
         return None
 
-    def at(self, table: Optional[str], key: str) -> str:
+    def find(self, table: Optional[str], key: str) -> Optional[int]:
+        """The line of ``key`` in ``table``, or of the inline table holding it (limits = {...} in [docking])."""
         n = self.line(table, key)
-        while n is None and table and "." in table:  # an inline table: limits = {...} inside [docking]
+        while n is None and table and "." in table:
             table, key = table.rsplit(".", 1)
             n = self.line(table, key)
+        return n
+
+    def at(self, table: Optional[str], key: str) -> str:
+        n = self.find(table, key)
         return f"{self.source}, line {n}" if n else self.source
 
     def unknown(self, key: str, table: Optional[str], allowed: list[str], what: str = "key") -> str:

@@ -72,6 +72,8 @@ class MoleculeDomain(Domain):
     summary_panels = [("best_vina", "best Vina (kcal/mol)\nlower is better", "vina", None),
                       ("best_qed", "QED of the best molecule\nhigher is better", "qed", (0, 1))]
     sweep_tables = ("docking",)
+    sweep_moved = {"docking": "[docking]", "docking_workers": "[resources] docking_workers"}
+    subjects_help = '"all", "with_drugs" (the 38 with approved drugs), a target name or a list of them'
     sweep_keys = ("targets_file",)
     starts_required = True
     shared_starts = True  # a SMILES start is the same for every target

@@ -34,7 +34,7 @@ class DockingTable(SpecModel):
     cpu: int = Field(0, ge=0, description="an integer >= 0 (Vina threads; 0 = chosen from the cores)")
     timeout_s: float = Field(900.0, gt=0, description="a number of seconds > 0")
     memory_limit_mb: int = Field(4096, ge=1, description="an integer >= 1")
-    limits: LigandLimitsTable = Field(default_factory=LigandLimitsTable, description="a table of ligand limits")
+    limits: Optional[LigandLimitsTable] = Field(default_factory=LigandLimitsTable, description="a table of ligand limits")
 
 
 class PrepareTable(SpecModel):
@@ -70,7 +70,7 @@ class MoleculeOptions(SpecModel):
     box_size: Optional[Numbers] = Field(None, min_length=3, max_length=3, description="three numbers (Angstrom)")
     box_residues: Optional[Strings] = Field(None, description='a list of "chain:residue", e.g. ["A:ASP86"]')
     max_box_side: float = Field(40.0, gt=0, description="a number of Angstrom > 0")
-    prepare: PrepareTable = Field(default_factory=PrepareTable, description="a table of receptor options")
+    prepare: Optional[PrepareTable] = Field(default_factory=PrepareTable, description="a table of receptor options")
     off_targets: Union[str, Strings] = Field([], description="a list of target names")
     aggregation: Literal[AGGREGATIONS] = Field("dockstring", description=f"one of {', '.join(AGGREGATIONS)}")
     qed_weight: float = Field(10.0, description="a finite number")
@@ -84,7 +84,7 @@ class MoleculeOptions(SpecModel):
     objectives: Optional[Names] = Field(None, description='a list of metric names, e.g. ["vina", "qed", "sa"]')
     reference_point: Optional[dict[str, float]] = Field(None, description="a table, e.g. {vina = 0, qed = 0, sa = 10}")
     protocol: Optional[str] = Field(None, description="a protocol name (tgsci.presets)")
-    docking: DockingTable = Field(default_factory=DockingTable, description="a table of Vina settings")
+    docking: Optional[DockingTable] = Field(default_factory=DockingTable, description="a table of Vina settings")
     docking_workers: int = Field(0, ge=0, description="an integer >= 0 (0 = chosen from the cores)")
     cache_dir: Optional[str] = Field(None, description="a path string")
 
