@@ -30,9 +30,6 @@ class SpecError(ValueError):
         self.table = table
 
 
-STOP_RULES = (None, "all_goals_met")
-
-
 def plain(value):
     """numpy scalars (np.int64, np.float64, np.bool_) as Python's, inside dicts, lists and tuples: a value a
     notebook computed passes the strict checks and goes into JSON records as the number it is."""
@@ -274,5 +271,5 @@ def _models_in(annotation) -> list[type[BaseModel]]:
     return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
 
 
-__all__ = ["SpecError", "SpecModel", "Budget", "EngineTable", "Resources", "SweepTable", "STOP_RULES", "Names", "names", "plain", "Numbers", "Strings", "Text",
+__all__ = ["SpecError", "SpecModel", "Budget", "EngineTable", "Resources", "SweepTable", "Names", "names", "plain", "Numbers", "Strings", "Text",
            "sweep_model", "file_model", "objective_table", "json_schema", "schema_text", "spec_error"]
