@@ -205,11 +205,9 @@ def _worker_main(target_json: str, settings_json: str) -> None:
     settings = DockingSettings.from_json(settings_json)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
-    if settings.memory_limit_mb:
-        import resource
+    from .child import limit_memory
 
-        limit = settings.memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    limit_memory(settings.memory_limit_mb)
     from . import ligand  # noqa: F401  (RDKit, Open Babel: imported here so the startup timing holds them)
     from .native import load_vina
 
@@ -249,11 +247,12 @@ class _Worker:
         import subprocess
         import sys
 
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        from .child import child_command
+
+        # -P and an absolute PYTHONPATH: the working directory is not on sys.path (a stray docking.py there is not imported)
+        argv, env = child_command("simulators.docking", json.dumps(target.to_dict()), settings.to_json())
         self.process = subprocess.Popen(
-            # -P: the working directory is not put on sys.path (a stray docking.py there is not imported)
-            [sys.executable, "-P", "-m", "simulators.docking", json.dumps(target.to_dict()), settings.to_json()],
+            argv,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1, env=env,
         )

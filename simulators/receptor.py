@@ -118,6 +118,7 @@ def prepare_receptor(path: str | Path, options: ReceptorOptions = ReceptorOption
 
 
 PREP_TIMEOUT_S = 900.0  # PDBFixer on a large, gappy structure takes minutes; past this it is stuck
+PREP_MEMORY_MB = 8192  # the child's address-space cap: PDBFixer + OpenMM on the largest receptor allowed (100,000 atoms) stay below it
 _RESULT = "TGSCI-RECEPTOR-RESULT "
 
 
@@ -125,15 +126,13 @@ def prepare_isolated(path: Path, options: ReceptorOptions, timeout_s: float = PR
     """``_prepare`` in a child process (``python -P -m simulators.receptor``): a file from elsewhere
     that makes PDBFixer or meeko hang or crash costs its own process, killed after ``timeout_s``,
     never the caller's. ReceptorError carries the child's reason."""
-    import os
     import subprocess
-    import sys
 
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    from .child import child_command
+
+    argv, env = child_command("simulators.receptor", str(path), json.dumps(asdict(options)))
     try:
-        done = subprocess.run([sys.executable, "-P", "-m", "simulators.receptor", str(path), json.dumps(asdict(options))],
-                              capture_output=True, text=True, timeout=timeout_s, env=env)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise ReceptorError(f"preparing {path.name} took longer than {timeout_s:.0f} s and was stopped; keep only the "
                             f"chains around the pocket (--chains) or prepare the PDBQT yourself") from None
@@ -149,6 +148,9 @@ def prepare_isolated(path: Path, options: ReceptorOptions, timeout_s: float = PR
 
 def _prepare_main(argv: list[str]) -> None:
     """The child of ``prepare_isolated``: one JSON line, ["ok", pdbqt, pdb, record] or ["error", why]."""
+    from .child import limit_memory
+
+    limit_memory(PREP_MEMORY_MB)
     fields = json.loads(argv[1])
     options = ReceptorOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
     try:

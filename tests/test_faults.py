@@ -475,3 +475,43 @@ def test_receptor_preparation_runs_in_a_child_that_a_timeout_stops(tmp_path):
         prepare_isolated(pdb, ReceptorOptions(), timeout_s=0.3)
     with pytest.raises(ReceptorError, match="chain\\(s\\) Z not in thrb.pdb"):  # the child's own reason comes back
         prepare_isolated(pdb, ReceptorOptions(chains=("Z",)))
+
+
+def test_child_pythonpath_keeps_the_working_directory_out():
+    """An empty or relative PYTHONPATH entry is read against the working directory: never passed on."""
+    from simulators.child import ROOT, child_pythonpath
+
+    assert child_pythonpath("") == ROOT
+    assert child_pythonpath(os.pathsep.join(["", "lib", "/opt/site", ".", "/opt/site2", ""])) == os.pathsep.join(
+        [ROOT, "/opt/site", "/opt/site2"])
+
+
+def test_a_module_planted_in_the_working_directory_never_runs_in_the_receptor_child(tmp_path, monkeypatch):
+    from receptor_inputs import rcsb_like_pdb
+
+    from simulators.receptor import ReceptorError, ReceptorOptions, prepare_isolated
+
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "planted-code-ran"
+    (work / "json.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit(7)\n")
+    pdb = tmp_path / "thrb.pdb"
+    pdb.write_text(rcsb_like_pdb("THRB"))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PYTHONPATH", "")  # the shape that put the working directory first: "root:"
+    with pytest.raises(ReceptorError, match="chain\\(s\\) Z not in thrb.pdb"):
+        prepare_isolated(pdb, ReceptorOptions(chains=("Z",)))
+    assert not marker.exists()
+
+
+def test_limit_memory_caps_the_child():
+    import subprocess
+    import sys
+
+    from simulators.child import ROOT
+
+    code = ("from simulators.child import limit_memory\nlimit_memory(400)\n"
+            "try:\n    b = bytearray(800 * 2**20)\nexcept MemoryError:\n    print('capped')\n")
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.stdout.strip() == "capped", done.stderr
