@@ -193,3 +193,41 @@ def test_a_job_that_dies_at_start_is_reported_with_its_log(slurm, tmp_path):
     broken.chmod(0o755)
     _sweep_must_fail(tmp_path, _settings(tmp_path, python=str(broken)),
                      r"(?s)ended \(FAILED, exit code 127:0\) before any Dask worker connected; is --python .*libpython3.11", within_s=60)
+
+
+def test_the_slurm_scheduler_admits_only_workers_with_this_sweeps_credentials(tmp_path):
+    """The scheduler listens where the nodes reach it: mutual TLS with credentials of this sweep,
+    handed to the jobs in 0600 files of a 0700 folder beside the logs; the dashboard on loopback."""
+    import stat
+
+    from distributed import Client
+
+    from tgsci.sweep.slurm import start_cluster
+
+    cluster = start_cluster(_settings(tmp_path))
+    try:
+        assert cluster.scheduler_address.startswith("tls://")
+        folder = tmp_path / ".dask-tls"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        files = list(folder.iterdir())
+        assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        script = cluster.job_script()
+        assert "--tls-ca-file" in script and "--tls-key" in script and str(folder) in script
+        import socket
+        from urllib.parse import urlparse
+
+        port = urlparse(cluster.dashboard_link).port
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # the dashboard answers on loopback ...
+        host = urlparse(cluster.scheduler_address.replace("tls://", "http://")).hostname
+        if host not in ("127.0.0.1", "localhost"):  # ... and not where the nodes reach the scheduler
+            with pytest.raises(OSError):
+                socket.create_connection((host, port), timeout=5).close()
+        with pytest.raises((OSError, TypeError)):
+            Client(cluster.scheduler_address, timeout="5s")
+    finally:
+        cluster.close()
+
+
+def test_an_output_folder_that_would_add_lines_to_the_job_script_is_refused(tmp_path):
+    with pytest.raises(ClusterError, match=r"--out must be one line"):
+        check_settings(_settings(tmp_path, log_dir=tmp_path / "a\n#SBATCH --exclusive" / "logs"))

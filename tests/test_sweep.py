@@ -549,3 +549,24 @@ def test_a_spec_error_inside_a_task_is_not_retried(tmp_path):
     result = run_task(run, str(tmp_path))
     assert result["status"] == "error" and result["retryable"] is False and "unknown case 'no-such-case'" in result["error"]
     assert read_json(tmp_path / "bad" / "sweep_run.json")["attempts"][0]["status"] == "error"
+
+
+def test_the_local_cluster_admits_only_this_sweeps_credentials():
+    """Another user of the machine who finds the scheduler's port cannot connect (and so cannot run
+    code as the sweep's user); the dashboard listens on loopback."""
+    from distributed import Client
+    from distributed.security import Security
+
+    from tgsci.sweep.client import _client
+
+    with _client(None, 1, {}) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        assert client.submit(lambda x: x + 1, 1).result(timeout=60) == 2  # the sweep's own client works
+        dashboard = client.scheduler_info()["services"].get("dashboard")
+        assert dashboard is None or "127.0.0.1" in client.dashboard_link
+        for attempt in ({}, {"security": Security.temporary()}):  # no credentials; someone else's
+            with pytest.raises((OSError, TypeError)):
+                Client(address, timeout="5s", **attempt)
+        with pytest.raises(OSError):
+            Client(address.replace("tls://", "tcp://"), timeout="5s")

@@ -78,6 +78,8 @@ def sweep(
     python: Optional[str] = typer.Option(None, help="slurm: the Python on the nodes (default: this one; the venv must be shared)."),
     interface: Optional[str] = typer.Option(None, help="slurm: network interface the workers reach the scheduler on (e.g. ib0)."),
     cache_dir: Optional[str] = typer.Option(None, help="slurm: TGSCI_CACHE_DIR on the nodes, on node-local disk (e.g. '$TMPDIR/tgsci')."),
+    dashboard_address: str = typer.Option("127.0.0.1:0", help="Where the Dask dashboard listens (default: a free loopback port; "
+                                          "it shows the workers' logs, so open it wider only on a trusted network)."),
 ) -> None:
     """Run every target x start x seed x method of a spec on Dask; re-running resumes."""
     from .record import RunDirError
@@ -91,12 +93,12 @@ def sweep(
         if cluster == "slurm":
             settings = SlurmSettings(jobs=jobs, cores_per_job=cores_per_job, memory=memory, walltime=walltime, queue=queue,
                                      account=account, python=python or sys.executable, interface=interface,
-                                     log_dir=out / "slurm-logs", cache_dir=cache_dir)
+                                     log_dir=out / "slurm-logs", cache_dir=cache_dir, dashboard_address=dashboard_address)
             console.print(f"SLURM: {jobs} job(s) x {cores_per_job} worker(s), {memory}, {walltime}"
                           f"{f', partition {queue}' if queue else ''}{f', account {account}' if account else ''}; logs in {out / 'slurm-logs'}")
             result = run_sweep_on_slurm(spec, out, settings, **options)
         else:
-            result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, **options)
+            result = run_sweep(spec, out, scheduler=scheduler, n_workers=workers, dashboard_address=dashboard_address, **options)
     except (SpecError, SweepLockedError, FileNotFoundError, RunDirError, ClusterError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

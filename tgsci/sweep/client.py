@@ -20,6 +20,7 @@ from simulators.files import read_json, write_json_atomic
 from ..proposers import LLM_METHODS
 from ..record import run_state, set_aside_summary
 from .progress import Progress
+from .security import LOOPBACK_DASHBOARD, sweep_security
 from .spec import load_spec, parse_spec
 from .task import run_task
 
@@ -92,6 +93,7 @@ def run_sweep(
     llm_concurrency: Optional[int] = None,
     reset_failures: bool = False,
     dashboard: bool = True,
+    dashboard_address: str = LOOPBACK_DASHBOARD,
     callback: Optional[Callable[[dict], None]] = None,
     console=None,
     watch: Optional[Callable] = None,
@@ -101,7 +103,9 @@ def run_sweep(
     ``scheduler``: None = a LocalCluster of ``n_workers`` processes (default: the machine's
     cores) with one thread each; ``"tcp://host:8786"`` = an existing scheduler; a Dask
     ``Client`` or cluster object (e.g. a dask-jobqueue SLURMCluster, scaled to ``n_workers``
-    when given); or a function returning one, called only if some run is left to do. Arguments override the spec's [resources]. ``progress`` shows a rich bar.
+    when given); or a function returning one, called only if some run is left to do. A LocalCluster
+    speaks TLS with credentials made for this sweep (``security``) and serves its dashboard on
+    ``dashboard_address`` (default: loopback). Arguments override the spec's [resources]. ``progress`` shows a rich bar.
     ``callback(event)`` is called in this process after each run attempt ends. ``watch(client)`` is
     called about once a second: it may return a line to show, or raise to stop the sweep (e.g.
     ``slurm.SlurmWatch``: a job SLURM will never start); finished runs stay recorded either way.
@@ -157,7 +161,7 @@ def run_sweep(
         result = SweepResult(out, [r["name"] for r in runs], {}, submitted=0, skipped=skipped)
         if todo:
             _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_concurrency, spec,
-                     sweep_id, progress, dashboard, callback, console, result, len(runs), watch)
+                     sweep_id, progress, dashboard, dashboard_address, callback, console, result, len(runs), watch)
         result.status = {n: (s if s in ("finished", "failed") else "pending") for n, s in states.items()}
         result.wall_s = time.perf_counter() - t_start
         return result
@@ -174,7 +178,7 @@ def _load_status(out: Path) -> dict:
 
 
 @contextmanager
-def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
+def _client(scheduler, n_workers: Optional[int], env: dict, dashboard_address: str = LOOPBACK_DASHBOARD):
     """A connected Client (and the LocalCluster it made, closed on exit)."""
     from distributed import Client, LocalCluster
 
@@ -186,12 +190,14 @@ def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
             env = {**env, "TGSCI_LOCAL_THREADS": str(local_threads(processes=n_workers))}
         if "TGSCI_DOCKING_CORES" not in os.environ:  # each run docks on its share of the cores
             env = {**env, "TGSCI_DOCKING_CORES": str(max(1, default_n_workers() // n_workers))}
-        # ":0": a free port (the default 8787 may be another user's cluster on a shared machine)
+        # TLS with credentials made for this sweep only: another user of the machine who finds the
+        # port can neither submit code nor read results; the dashboard on a free loopback port
+        security = sweep_security()
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=":0", env=env,
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=dashboard_address, env=env, security=security, protocol="tls://",
         )
-        client = Client(cluster)
+        client = Client(cluster, security=security)
         try:
             yield client
         finally:
@@ -206,24 +212,27 @@ def _client(scheduler, n_workers: Optional[int], env: dict, dashboard: bool):
     elif isinstance(scheduler, Client):
         yield scheduler
     elif callable(scheduler) and not hasattr(scheduler, "scheduler_address"):  # a factory: called only when there is work
-        client = Client(scheduler())
+        made = scheduler()
+        client = Client(made, security=getattr(made, "security", None))
         try:
             yield client
         finally:
             client.close()
-    else:  # a cluster object (LocalCluster, SLURMCluster, ...)
+    else:  # a cluster object (LocalCluster, SLURMCluster, ...): its own credentials, if any
         if n_workers:
             scheduler.scale(n_workers)
-        client = Client(scheduler)
+        client = Client(scheduler, security=getattr(scheduler, "security", None))
         try:
             yield client
         finally:
             client.close()
 
 
-def dashboard_links(client) -> tuple[Optional[str], Optional[str]]:
-    """(dashboard link if the bokeh dashboard answers, else None; the scheduler's plain info page)."""
+def dashboard_links(client, dashboard_address: str = LOOPBACK_DASHBOARD) -> tuple[Optional[str], Optional[str]]:
+    """(dashboard link if the bokeh dashboard answers, else None; the scheduler's plain info page).
+    Dask writes the link with the scheduler's host; a dashboard bound to loopback is linked there."""
     import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
 
     try:
         if "dashboard" not in (client.scheduler_info().get("services") or {}):
@@ -231,6 +240,9 @@ def dashboard_links(client) -> tuple[Optional[str], Optional[str]]:
         link = client.dashboard_link
     except Exception:
         return None, None
+    if dashboard_address.startswith("127.0.0.1:"):
+        parts = urlsplit(link)
+        link = urlunsplit(parts._replace(netloc=f"127.0.0.1:{parts.port}"))
     base = link.rsplit("/", 1)[0]
     info = f"{base}/info/main/workers.html"
     try:
@@ -244,7 +256,7 @@ def dashboard_links(client) -> tuple[Optional[str], Optional[str]]:
 
 
 def _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_concurrency, spec, sweep_id,
-             progress, dashboard, callback, console, result, total, watch=None) -> None:
+             progress, dashboard, dashboard_address, callback, console, result, total, watch=None) -> None:
     from distributed import Semaphore, wait
 
     # The docking/LLM cache: [resources] cache_dir goes to every task; otherwise a LocalCluster's
@@ -255,8 +267,8 @@ def _execute(todo, out, status, states, scheduler, n_workers, max_attempts, llm_
     if cache_dir:
         env["TGSCI_CACHE_DIR"] = str(cache_dir)
 
-    with _client(scheduler, n_workers, env, dashboard) as client, Progress(progress, total, console) as bar:
-        result.dashboard_link, info_page = dashboard_links(client) if dashboard else (None, None)
+    with _client(scheduler, n_workers, env, dashboard_address) as client, Progress(progress, total, console) as bar:
+        result.dashboard_link, info_page = dashboard_links(client, dashboard_address) if dashboard else (None, None)
         try:
             result.n_workers = len(client.scheduler_info().get("workers", {}))
         except Exception:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .security import private_folder, sweep_security
+
 # squeue reasons of a pending job that waiting will not clear, and what they mean for the user
 NEVER_STARTS = {
     "PartitionTimeLimit": "the walltime is longer than the partition's time limit",
@@ -52,6 +54,8 @@ class SlurmSettings:
     python: str = sys.executable
     interface: Optional[str] = None  # e.g. "ib0"; default: the scheduler's host name
     log_dir: Optional[Path] = None
+    security_dir: Optional[Path] = None  # the workers' TLS credentials, on the shared filesystem (default: beside log_dir)
+    dashboard_address: str = "127.0.0.1:0"
     cache_dir: Optional[str] = None  # node-local disk of the user's own; expanded on the node
     extra_env: dict = field(default_factory=dict)
 
@@ -75,10 +79,11 @@ def check_settings(settings: SlurmSettings) -> None:
     """Everything SLURM can refuse before a job exists: raises ClusterError naming the setting."""
     if settings.jobs < 1 or settings.cores_per_job < 1:
         raise ClusterError(f"--jobs and --cores-per-job must be >= 1 (got {settings.jobs} and {settings.cores_per_job})")
-    for name in ("memory", "walltime", "queue", "account", "python", "interface", "cache_dir"):
+    for name in ("memory", "walltime", "queue", "account", "python", "interface", "cache_dir", "log_dir", "security_dir"):
         value = getattr(settings, name)
         if value is not None and any(c in str(value) for c in "\n\r\0"):  # each becomes a line of the job script
-            raise ClusterError(f"--{name.replace('_', '-')} must be one line, not {value!r}")
+            flag = "out" if name in ("log_dir", "security_dir") else name.replace("_", "-")
+            raise ClusterError(f"--{flag} must be one line, not {value!r}")
     missing = [c for c in ("sbatch", "squeue", "scancel", "sinfo") if shutil.which(c) is None]
     if missing:
         raise ClusterError(f"no {', '.join(f'`{c}`' for c in missing)} on PATH: run this on a SLURM login node "
@@ -105,7 +110,8 @@ def start_cluster(settings: SlurmSettings):
     if settings.cache_dir:
         env["TGSCI_CACHE_DIR"] = settings.cache_dir
     prologue = [f"export {k}={_quote(v)}" for k, v in env.items()]
-    scheduler_options = {"dashboard_address": ":0"}  # a free port: 8787 may be another user's on a login node
+    # a free loopback port: 8787 may be another user's on a login node, and the dashboard shows the workers' logs
+    scheduler_options = {"dashboard_address": settings.dashboard_address}
     if settings.interface is None and os.environ.get("TGSCI_SCHEDULER_HOST"):
         scheduler_options["host"] = os.environ["TGSCI_SCHEDULER_HOST"]  # else Dask's choice: the address of the default route
     return SLURMCluster(
@@ -122,7 +128,25 @@ def start_cluster(settings: SlurmSettings):
         log_directory=str(settings.log_dir) if settings.log_dir else None,
         death_timeout=120,  # a worker whose scheduler vanished exits instead of idling on the allocation
         scheduler_options=scheduler_options,
+        # mutual TLS with credentials of this sweep: the scheduler listens where the nodes reach it,
+        # and without them nobody else on the cluster can connect and run code as this user
+        security=sweep_security(), protocol="tls://", shared_temp_directory=str(_credentials_folder(settings)),
     )
+
+
+def _credentials_folder(settings: SlurmSettings) -> Path:
+    try:
+        return private_folder(_security_dir(settings))
+    except OSError as exc:
+        raise ClusterError(f"cannot keep the sweep's TLS credentials: {exc}") from None
+
+
+def _security_dir(settings: SlurmSettings) -> Path:
+    if settings.security_dir is not None:
+        return Path(settings.security_dir)
+    if settings.log_dir is not None:
+        return Path(settings.log_dir).parent / ".dask-tls"
+    return Path.home() / ".cache" / "tgsci" / "dask-tls"
 
 
 def _import_slurm_cluster():
