@@ -104,7 +104,10 @@ def test_case_manifests_load_with_sources_and_fast_variants():
     pr = load_case("prostate")
     assert pr.prescription_gy == 78.0 and pr.target == "PTV"
     goals = {g.key: g for g in pr.goals}
-    assert goals["PTV.D95"].value == 78.0 and goals["PTV.D95"].op == ">="
+    assert goals["PTV.D98"].value == 78.0 and goals["PTV.D98"].op == ">=" and pr.normalize == "D98"  # RTOG 0126
+    assert goals["PTV.D2"].value == pytest.approx(83.46) and goals["PTV.D2"].acceptable == pytest.approx(85.8)
+    assert goals["CTV.Dmin"].value == 78.0 and goals["CTV.Dmin"].acceptable == pytest.approx(74.1)
+    assert "NOT CHECKED" in goals["CTV.Dmin"].source and "RTOG 0126" in goals["PTV.D2"].source
     assert goals["Rectum.V70Gy"].value == 20.0 and "QUANTEC" in goals["Rectum.V70Gy"].source
     assert goals["Bladder.V65Gy"].value == 50.0
     assert goals["BODY.Dmax"].value == pytest.approx(85.8)
@@ -141,7 +144,7 @@ def test_ellipsoid_rasterizes_to_its_analytic_volume():
 def test_synthetic_prostate_geometry_and_hu():
     case = load_case("prostate", fast=True)
     masks, hu = synthetic_masks(case.phantom)
-    assert set(masks) == {"BODY", "PTV", "Rectum", "Bladder", "FemHead_L", "FemHead_R"}
+    assert set(masks) == {"BODY", "CTV", "PTV", "Rectum", "Bladder", "FemHead_L", "FemHead_R"}
     voxel_cc = 27.0 / 1000
     ptv_cc = masks["PTV"].sum() * voxel_cc
     assert ptv_cc == pytest.approx(4 / 3 * math.pi * 27 * 24 * 25 / 1000, rel=0.05)
@@ -149,6 +152,7 @@ def test_synthetic_prostate_geometry_and_hu():
         assert not (masks[organ] & ~masks["BODY"]).any()  # every organ inside the body
     assert (masks["PTV"] & masks["Rectum"]).any()  # rectum wall overlaps the PTV, as clinically
     assert not (masks["FemHead_L"] & masks["PTV"]).any()
+    assert not (masks["CTV"] & ~masks["PTV"]).any() and masks["CTV"].sum() < 0.5 * masks["PTV"].sum()  # CTV + 7 mm = PTV
     assert set(np.unique(hu[masks["BODY"]])) == {0.0} and set(np.unique(hu[~masks["BODY"]])) == {-1000.0}
 
 

@@ -125,10 +125,15 @@ def test_summary_and_verbalization(plan):
     start = plan.evaluate([START])[0]
     other = plan.evaluate(['{"BODY": 20, "Core": 3000, "OuterTarget": 1000}'])[0]
     s = plan.summarize(start)
-    assert s.startswith(f"score {start.score:.3f}") and "goals met" in s and "BODY" not in s.split("worst")[0]
+    assert s.startswith(f"score {start.score:.4g}") and "goals met" in s and "BODY" not in s.split("worst")[0]
     text = plan.verbalize(other, start, other)
     lines = text.splitlines()
-    assert len(lines) == 4  # one per goal + the score line
+    assert len(lines) == 5  # one per goal, the target's cold and hot spots, the score line
+    m = other.metrics
+    assert lines[3] == (f"OuterTarget cold spot: D98 {m['OuterTarget.D98']:.1f} Gy ({100 * m['OuterTarget.D98'] / 50:.1f}% of its 50 Gy), "
+                        f"minimum {m['OuterTarget.Dmin']:.1f} Gy ({100 * m['OuterTarget.Dmin'] / 50:.1f}%); hot spot: "
+                        f"D2 {m['OuterTarget.D2']:.1f} Gy ({100 * m['OuterTarget.D2'] / 50:.1f}%), maximum {m['OuterTarget.Dmax']:.1f} Gy "
+                        f"({100 * m['OuterTarget.Dmax'] / 50:.1f}%)")
     assert lines[0].startswith("OuterTarget D95 = ") and "goal >= 50.00 Gy" in lines[0]
     core = next(g for g in plan.case.goals if g.key == "Core.D10")
     value = other.metrics["Core.D10"]
@@ -139,8 +144,8 @@ def test_summary_and_verbalization(plan):
     bad = plan.evaluate(["{}"])[0]
     assert "invalid weight vector" in plan.verbalize(bad, start, start)
     brief = plan.verbalize(other, start, start, brief=True).splitlines()
-    assert len(brief) == 4 and brief[2].startswith(f"Core D10 {value:.2f} Gy (goal <= 25.00 Gy): {expected}")
-    assert f"best {start.metrics['Core.D10']:.2f} Gy" in brief[2] and brief[3].startswith(f"score {other.score:.3f} (best {start.score:.3f})")
+    assert len(brief) == 5 and brief[3].startswith("OuterTarget (Rx 50 Gy): D98 ") and brief[2].startswith(f"Core D10 {value:.2f} Gy (goal <= 25.00 Gy): {expected}")
+    assert f"best {start.metrics['Core.D10']:.2f} Gy" in brief[2] and brief[4].startswith(f"score {other.score:.4g} (best {start.score:.4g})")
     assert len("\n".join(brief)) < 0.7 * len(text)
 
 

@@ -57,7 +57,7 @@ def run(
     b = one["budget"]
     run_and_report(objective_from(one["objective"]), one["start"], one["method"], feedback, optimizer, b["max_steps"], b["n_proposals"],
          b["max_evaluations"], b["patience"], b["target_score"], run_dir or Path("runs") / one["name"], one["seed"],
-         b.get("stop_when"), b["min_improvement"])
+         b.get("stop_when"), b["min_improvement"], {k: b[k] for k in ("plateau_margin", "plateau_steps") if k in b})
 
 
 @app.command()

@@ -63,7 +63,7 @@ def start_from(spec: dict, start: Optional[str]) -> str:
 
 
 def run_and_report(objective, start, method, feedback, optimizer, steps, proposals, max_evaluations, patience, target_score, run_dir, seed,
-         stop_when=None, min_improvement=0.0):
+         stop_when=None, min_improvement=0.0, plateau: Optional[dict] = None):
     """Run optimize() under a rich progress bar, print the outcome and write the report."""
     from .domains import domain_for
     from .engine import EngineError
@@ -95,7 +95,7 @@ def run_and_report(objective, start, method, feedback, optimizer, steps, proposa
                 objective, start, method=method, engine=feedback, optimizer_engine=optimizer, max_steps=steps,
                 n_proposals=proposals, max_evaluations=max_evaluations, patience=patience,
                 target_score=target_score, run_dir=run_dir, seed=seed, callback=on_step, stop_when=stop_when,
-                min_improvement=min_improvement,
+                min_improvement=min_improvement, **(plateau or {}),
             )
         except (RunDirError, EngineError, ValueError) as exc:
             fail(str(exc))
@@ -118,6 +118,8 @@ def run_and_report(objective, start, method, feedback, optimizer, steps, proposa
     if result.run_dir:
         console.print(escape(f"run record: {result.run_dir}"))
         console.print(escape(f"report (self-contained HTML): {report_run(result.run_dir)}"))
+    # the verdict last, with how it was judged (a plan's: the grid, and a warning on the dose grid)
+    console.print(escape(f"best: {objective.summarize(result.best)} [{objective.describe_short()}]"))
     if result.stop_reason.startswith("engine_error"):  # every LLM call of the last steps failed: not a finished run
         console.print(f"[bold red]stopped:[/] the LLM failed on {MAX_CONSECUTIVE_ENGINE_ERRORS} steps in a row: "
                       f"{escape(result.stop_reason.removeprefix('engine_error: '))}\n"
@@ -142,9 +144,10 @@ def parse_pairs(text: str, option: str) -> dict:
     return out
 
 
-def budget_for(protocol, kind, method, steps, proposals, max_evaluations, patience, stop_when) -> dict:
-    """The run's budget: the options given, or the protocol's for this kind and method."""
-    budget = {"steps": steps, "proposals": proposals, "max_evaluations": max_evaluations, "patience": patience or None, "stop_when": stop_when}
+def budget_for(protocol, kind, method, steps, proposals, max_evaluations, patience, stop_when, plateau: Optional[dict] = None) -> dict:
+    """The run's budget: the options given, or the protocol's for this kind and method (checked: exit 2 when wrong)."""
+    budget = {"steps": steps, "proposals": proposals, "max_evaluations": max_evaluations, "patience": patience or None,
+              "stop_when": stop_when, "plateau": plateau}
     if protocol:
         from .presets import protocol_budget
         from .proposers import canonical_method
@@ -155,9 +158,22 @@ def budget_for(protocol, kind, method, steps, proposals, max_evaluations, patien
             fail(str(exc))
         budget.update({"steps": preset["max_steps"], "proposals": preset.get("n_proposals", proposals),
                        "max_evaluations": preset.get("max_evaluations"), "patience": preset.get("patience"),
-                       "stop_when": preset.get("stop_when")})
+                       "stop_when": preset.get("stop_when"),
+                       "plateau": {k: preset[k] for k in ("plateau_margin", "plateau_steps") if k in preset}})
         console.print(f"protocol {protocol}: {budget}")
+    _check_budget(budget)
     return budget
+
+
+def _check_budget(budget: dict) -> None:
+    """A bad budget (a negative margin, plateau steps < 1, ...) is one message before any simulation."""
+    from .spec_models import Budget, SpecError
+
+    try:
+        Budget.checked({"max_steps": budget["steps"], "n_proposals": budget["proposals"], "max_evaluations": budget["max_evaluations"],
+                        "patience": budget["patience"], "stop_when": budget["stop_when"], **(budget.get("plateau") or {})})
+    except SpecError as exc:
+        fail(str(exc))
 
 
 def export_dose(run_dir: Path, which: str, out: Optional[Path]) -> None:

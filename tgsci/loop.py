@@ -26,6 +26,7 @@ from .pareto import ParetoTracker
 from .record import RunConfig, RunRecord, RunSummary, StepRecord
 from .run_lock import run_lock
 from .spec_models import Budget, plain
+from . import two_phase
 
 MAX_CONSECUTIVE_ENGINE_ERRORS = 3
 
@@ -42,12 +43,14 @@ class OptimizationResult:
     references: list[tuple[str, Evaluation]] = field(default_factory=list)
     confirmed: Optional[Confirmation] = None
     pareto: Optional[dict] = None  # Pareto mode: axes, reference point, hypervolume, the front's values, the knee
+    evaluations_to_goals: Optional[int] = None  # simulations until the first design meeting every goal (objectives with goals)
 
     def summary(self, outputs: list[str] = ()) -> RunSummary:
         return RunSummary(
             start=self.start, best=self.best, steps=max((s.step for s in self.steps), default=0),
             evaluations=count_simulations(self.evaluations), stop_reason=self.stop_reason, usage=self.usage,
             references=self.references, outputs=list(outputs), confirmed=self.confirmed, pareto=self.pareto,
+            evaluations_to_goals=self.evaluations_to_goals,
         )
 
 
@@ -73,39 +76,51 @@ def optimize(
     seed: int = 0,
     callback: Optional[Callable[[StepRecord], None]] = None,
     stop_when: Optional[str] = None,
+    plateau_margin: float = 0.5,
+    plateau_steps: int = 2,
     **function_options,
 ) -> OptimizationResult:
     """Optimize ``start`` under ``objective``; lower score is better. Resumes from ``run_dir``.
 
     ``stop_when="all_goals_met"`` stops as soon as the best candidate meets every goal of the
     objective (a plan's clinical goals; a molecule's ``goals``), besides the budget and patience.
+    ``stop_when="two_phase"`` (``two_phase``): reach every goal, then lower the objective's
+    tie-break with every goal held, stopping after ``plateau_steps`` steps that lowered it by less
+    than ``plateau_margin``.
 
     ``objective`` is an ``Objective`` or a plain function ``fn(value) -> (score, words)``
     described by ``describe="the goal"`` (and optionally ``validate=``, ``role=``,
     ``batch=True`` for ``fn(values) -> [(score, words), ...]``, ``constraints=``,
     ``neighbor=``): see ``objectives.function``.
     """
-    max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score = plain(
-        (max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score))  # numpy numbers as Python's
+    max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score, plateau_margin, plateau_steps = plain(
+        (max_steps, n_proposals, max_evaluations, patience, min_improvement, target_score, plateau_margin, plateau_steps))
     Budget.checked({"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations, "patience": patience,
-                    "min_improvement": min_improvement, "target_score": target_score, "stop_when": stop_when})  # SpecError: a ValueError
+                    "min_improvement": min_improvement, "target_score": target_score, "stop_when": stop_when,
+                    "plateau_margin": plateau_margin, "plateau_steps": plateau_steps})  # SpecError: a ValueError
     objective = as_objective(objective, **function_options)
-    with run_lock(run_dir) if run_dir is not None else nullcontext():  # one writer per run directory
-        return _optimize(objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
-                         patience, min_improvement, target_score, run_dir, seed, callback, stop_when)
-
-
-def _optimize(objective: Objective, start, method, engine, optimizer_engine, max_steps, n_proposals, max_evaluations,
-              patience, min_improvement, target_score, run_dir, seed, callback, stop_when) -> OptimizationResult:
-    if stop_when == "all_goals_met" and not (isinstance(objective, HasGoals)
-                                             and objective.goals_met(Evaluation("", None, error="probe")) is not None):
-        raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
-    proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
-    proposer.check(objective)
     budget = {"max_steps": max_steps, "n_proposals": n_proposals, "max_evaluations": max_evaluations,
               "patience": patience, "min_improvement": min_improvement, "target_score": target_score}
     if stop_when:
         budget["stop_when"] = stop_when  # only when set: records of runs without it keep their budget
+    if stop_when == "two_phase":
+        budget.update(plateau_margin=plateau_margin, plateau_steps=plateau_steps)
+    with run_lock(run_dir) if run_dir is not None else nullcontext():  # one writer per run directory
+        return _optimize(objective, start, method, engine, optimizer_engine, budget, run_dir, seed, callback)
+
+
+def _optimize(objective: Objective, start, method, engine, optimizer_engine, budget: dict, run_dir, seed,
+              callback) -> OptimizationResult:
+    stop_when, n_proposals, max_evaluations = budget.get("stop_when"), budget["n_proposals"], budget["max_evaluations"]
+    min_improvement = budget["min_improvement"]
+    if stop_when == "all_goals_met" and not (isinstance(objective, HasGoals)
+                                             and objective.goals_met(Evaluation("", None, error="probe")) is not None):
+        raise ValueError("stop_when='all_goals_met' needs an objective with goals (a plan case's, or a molecule's goals)")
+    if stop_when == "two_phase":
+        two_phase.check(objective)
+    rank = two_phase.rank(objective) if stop_when == "two_phase" else (lambda ev: (0, ev.score))
+    proposer = method if isinstance(method, Proposer) else make_proposer(method, engine, optimizer_engine)
+    proposer.check(objective)
     config = RunConfig(objective=objective.fingerprint(), start=start, method=proposer.describe(), seed=seed,
                        budget=budget, spec=objective.spec)
     record = RunRecord.open(run_dir, config) if run_dir else None
@@ -139,7 +154,7 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
     stale = _stale_steps(steps, min_improvement, tracker)
     engine_errors = 0
     while stop_reason is None:
-        stop_reason = _should_stop(state, budget, stale)
+        stop_reason = _should_stop(state, budget, stale, steps)
         if stop_reason:
             break
         k = n_proposals if max_evaluations is None else min(n_proposals, max_evaluations - count_simulations(state.evaluations))
@@ -166,13 +181,13 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
         t2 = time.perf_counter()
         state.add(new)
         proposer.tell(new, proposal.failures)
-        previous_best = state.best.score if state.best.valid else None
+        previous_best = rank(state.best) if state.best.valid else None
         valid = [e for e in new if e.valid]
         if valid:
-            state.current = min(valid, key=lambda e: e.score)
-            if not state.best.valid or state.current.score < state.best.score:
+            state.current = min(valid, key=rank)
+            if not state.best.valid or rank(state.current) < rank(state.best):
                 state.best = state.current
-        improved = state.best.valid and (previous_best is None or state.best.score < previous_best - min_improvement)
+        improved = state.best.valid and (previous_best is None or rank(state.best) < (previous_best[0], previous_best[1] - min_improvement))
         if tracker is not None:
             previous_hv = tracker.hv
             knee, hv = tracker.update(state.evaluations)
@@ -189,6 +204,8 @@ def _optimize(objective: Objective, start, method, engine, optimizer_engine, max
                                 record.path if record else None)
     if tracker is not None:
         result.pareto = tracker.summary(state.evaluations)
+    if isinstance(objective, HasGoals) and objective.goals_met(Evaluation("", None, error="probe")) is not None:
+        result.evaluations_to_goals = two_phase.evaluations_to_goals(state.evaluations, objective)
     if record is not None:
         result.references = objective.references() if isinstance(objective, HasReferences) else []
         if isinstance(objective, Confirms):
@@ -228,12 +245,16 @@ def _stale_steps(steps: list[StepRecord], min_improvement: float, tracker: Optio
     return stale
 
 
-def _should_stop(state: LoopState, budget: dict, stale: int) -> Optional[str]:
+def _should_stop(state: LoopState, budget: dict, stale: int, steps: list) -> Optional[str]:
     if budget["target_score"] is not None and state.best.valid and state.best.score <= budget["target_score"]:
         return "target_score"
     if budget.get("stop_when") == "all_goals_met":
         if state.best.valid and isinstance(state.objective, HasGoals) and state.objective.goals_met(state.best):
             return "all_goals_met"
+    if budget.get("stop_when") == "two_phase":
+        reached, flat = two_phase.plateau(steps, state.objective, budget["plateau_margin"])
+        if reached and flat >= budget["plateau_steps"]:
+            return "plateau"
     if state.step >= budget["max_steps"]:
         return "max_steps"
     if budget["max_evaluations"] is not None and count_simulations(state.evaluations) >= budget["max_evaluations"]:

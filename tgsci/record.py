@@ -102,6 +102,7 @@ class RunSummary:
     finished: bool = True
     confirmed: Optional[Confirmation] = None  # best candidates and references re-simulated (objectives.base.Confirms)
     pareto: Optional[dict] = None  # Pareto mode (tgsci.pareto.ParetoTracker.summary)
+    evaluations_to_goals: Optional[int] = None  # simulations until the first design meeting every goal (None: never, or no goals)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -126,6 +127,7 @@ class RunSummary:
             outputs=list(data.get("outputs") or []), finished=bool(data.get("finished")),
             confirmed=Confirmation.from_dict(data["confirmed"]) if data.get("confirmed") else None,
             pareto=data["pareto"] if isinstance(data.get("pareto"), dict) else None,
+            evaluations_to_goals=int(data["evaluations_to_goals"]) if isinstance(data.get("evaluations_to_goals"), int) else None,
         )
 
 

@@ -80,13 +80,19 @@ class Budget(SpecModel):
     patience: Optional[int] = Field(3, ge=0, description="an integer >= 0 (steps without a better best; 0 = no early stopping)")
     min_improvement: float = Field(0.0, ge=0, description="a number >= 0 (what counts as better)")
     target_score: Optional[float] = Field(None, description="a number (stop once the best score is at or below it)")
-    stop_when: Optional[Literal["all_goals_met"]] = Field(
-        None, description='"all_goals_met" (stop as soon as the best meets every goal of the objective)')
+    stop_when: Optional[Literal["all_goals_met", "two_phase"]] = Field(
+        None, description='"all_goals_met" (stop as soon as the best meets every goal of the objective) or "two_phase" '
+                          '(reach every goal, then lower the organ-sparing tie-break with every goal held, stop on a plateau)')
+    plateau_margin: float = Field(0.5, ge=0, description="a number >= 0 (two_phase: how much the tie-break must fall to count, "
+                                                         "in its unit: Gy of mean organ dose for plans)")
+    plateau_steps: int = Field(2, ge=1, description="an integer >= 1 (two_phase: steps without that fall before the run stops)")
 
     def as_dict(self) -> dict:
         """The budget as a sweep run receives it (patience 0 means none)."""
         data = self.model_dump()
         data["patience"] = data["patience"] or None
+        if data["stop_when"] != "two_phase":  # the plateau settings belong to that rule (records of other runs lack them)
+            del data["plateau_margin"], data["plateau_steps"]
         return data
 
 
@@ -169,7 +175,7 @@ def json_schema() -> dict:
 
     from .domains import domains
 
-    models = [file_model(d) for d in domains() if d.options_model is not None]
+    models = [file_model(d) for d in sorted(domains(), key=lambda d: d.kind) if d.options_model is not None]  # import order aside
     refs, schema = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "tgsci spec file (run or sweep)",
             "description": "A [sweep] table and its kind's tables; see examples/ and the README.",

@@ -82,8 +82,16 @@ class ObjectiveSpec:
         return f"{words} {self.dose_gy:g} Gy{extra}"
 
 
+#: what a plan reaches on one goal, as protocols score plans (RTOG 0126: "no variation", "minor variation")
+PER_PROTOCOL, ACCEPTABLE, UNACCEPTABLE = "per protocol", "acceptable variation", "unacceptable"
+
+
 @dataclass(frozen=True)
 class GoalSpec:
+    """A clinical goal: ``metric op value`` (the per-protocol level) and, optionally, ``acceptable``:
+    the looser level a protocol still accepts as a (minor) variation. Only the per-protocol level
+    counts as met; the acceptable one says how bad a miss is."""
+
     structure: str
     metric: str
     op: str
@@ -91,6 +99,7 @@ class GoalSpec:
     source: str
     priority: float = 1.0
     unit: str = "Gy"
+    acceptable: Optional[float] = None
 
     @property
     def key(self) -> str:
@@ -98,20 +107,50 @@ class GoalSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.structure} {self.metric} {self.op} {self.value:g} {self.unit}".replace(" %", "%")
+        text = f"{self.structure} {self.metric} {self.op} {self.value:g} {self.unit}"
+        if self.acceptable is not None:
+            text += f" (acceptable {self.op} {self.acceptable:g} {self.unit})"
+        return text.replace(" %", "%").replace(" )", ")")
 
-    def violation_pct(self, value: float) -> float:
-        """How far ``value`` misses the goal, in percent of the goal value (0 when met)."""
+    def _miss(self, level: float, value: float) -> float:
+        """How far ``value`` misses ``level``, in percent of the goal value (0 when it holds)."""
         if value is None or not math.isfinite(value):
             return float("inf")
         scale = max(abs(self.value), 1e-9)
-        miss = (self.value - value) if self.op == ">=" else (value - self.value)
+        miss = (level - value) if self.op == ">=" else (value - level)
         if miss <= GOAL_TOLERANCE * scale:  # a plan normalized to this very number lands on it up to rounding
             return 0.0
         return 100.0 * miss / scale
 
+    def violation_pct(self, value: float) -> float:
+        """How far ``value`` misses the per-protocol level, in percent of the goal value (0 when met)."""
+        return self._miss(self.value, value)
+
     def met(self, value: float) -> bool:
         return self.violation_pct(value) == 0.0
+
+    def level(self, value: float) -> str:
+        """PER_PROTOCOL, ACCEPTABLE (misses the goal, holds its acceptable level) or UNACCEPTABLE."""
+        if self.met(value):
+            return PER_PROTOCOL
+        if self.acceptable is not None and self._miss(self.acceptable, value) == 0.0:
+            return ACCEPTABLE
+        return UNACCEPTABLE
+
+    def as_data(self) -> dict:
+        """The goal as data (``GoalSpec(**data)`` rebuilds it); a one-level goal as it always was."""
+        data = asdict(self)
+        if data["acceptable"] is None:
+            del data["acceptable"]
+        return data
+
+
+def plan_level(goals, metrics: dict) -> str:
+    """The plan's level: every goal per protocol, else every goal at least acceptable, else unacceptable."""
+    levels = {g.level(metrics.get(g.key, float("nan"))) for g in goals}
+    if levels <= {PER_PROTOCOL}:
+        return PER_PROTOCOL
+    return ACCEPTABLE if UNACCEPTABLE not in levels else UNACCEPTABLE
 
 
 @dataclass(frozen=True)
@@ -241,7 +280,7 @@ class CaseSpec:
             "normalize": self.normalize,
             "judge_grid": self.plan.judge_grid,
             "oars": [s.name for s in self.structures if s.type == "OAR" and not _is_body(s.name)],
-            "goals": [asdict(g) for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
+            "goals": [g.as_data() for g in self.goals],  # as data: GoalSpec(**goal) rebuilds each
         }
 
 
@@ -326,6 +365,18 @@ def _range(value, path: tuple, what: str, low: float, high: Optional[float] = No
     if lo > hi:
         raise CaseError(f"{what} [{lo:g}, {hi:g}]: the minimum exceeds the maximum", path)
     return lo, hi
+
+
+GOAL_KEYS = ("structure", "metric", "op", "value", "value_rx", "acceptable", "acceptable_rx", "source", "priority")
+
+
+def _level(g: dict, key: str, rx: float, path: tuple, what: str) -> Optional[float]:
+    """A goal level in its unit: ``key`` as given, or ``key_rx`` times the prescription (None when neither)."""
+    if key in g:
+        return _number(g[key], path + (key,), f"{what} {key}")
+    if f"{key}_rx" in g:
+        return _number(g[f"{key}_rx"], path + (f"{key}_rx",), f"{what} {key}_rx", 0.0) * rx
+    return None
 
 
 OBJECTIVE_KEYS = ("name", "kind", "dose_gy", "dose_rx", "weight", "volume_pct", "exponent", "linear", "dose_range",
@@ -460,9 +511,21 @@ def _parse_case(data: dict, fast: bool = False, manifest: str = "", **overrides)
             kind, _ = parse_metric(str(g.get("metric")))
         except ValueError as exc:
             raise CaseError(str(exc), path + ("metric",)) from None
-        value = float(g["value"]) if "value" in g else float(g["value_rx"]) * rx
+        for key in g:
+            if key not in GOAL_KEYS:
+                raise CaseError(f"unknown goal key {key!r}; allowed: {', '.join(GOAL_KEYS)}", path + (key,))
+        value = _level(g, "value", rx, path, "goal")
+        if value is None:
+            raise CaseError("a goal needs value (or value_rx, a fraction of the prescription)", path)
+        acceptable = _level(g, "acceptable", rx, path, "goal")
+        if acceptable is not None and (acceptable > value if g["op"] == ">=" else acceptable < value):
+            looser = "below" if g["op"] == ">=" else "above"
+            raise CaseError(f"goal {g['structure']} {g['metric']} {g['op']} {value:g}: its acceptable level {acceptable:g} is "
+                            f"stricter than the per-protocol one (the levels are inverted: acceptable must be at or {looser} "
+                            f"{value:g})", path + ("acceptable" if "acceptable" in g else "acceptable_rx",))
         unit = "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy")
-        goals.append(GoalSpec(g["structure"], g["metric"], g["op"], value, g.get("source", ""), float(g.get("priority", 1.0)), unit))
+        goals.append(GoalSpec(g["structure"], g["metric"], g["op"], value, g.get("source", ""), float(g.get("priority", 1.0)), unit,
+                              acceptable))
     scoring = data.get("scoring", {})
     plan = _plan_settings(data["plan"], fast, overrides)
     references = []

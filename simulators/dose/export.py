@@ -114,7 +114,7 @@ def dvh_rows(engine, dose_grid_metrics: dict, ct_metrics: Optional[dict]) -> lis
             rows.append({
                 "structure": structure, "metric": metric, "value": round(float(value), 4),
                 "unit": "%" if kind == "V" else ("" if kind in ("HI", "CI") else "Gy"), "grid": label,
-                "judged": "yes" if grid == judged else "",
+                "judged": ("yes" if judged == "ct" else "yes (dose grid, not for clinical decisions)") if grid == judged else "",
                 "goal": goal.label if goal else "", "met": (goal.met(value) if goal else ""),
                 "grids_differ": ("yes" if goal is not None and goal.unit == "Gy" and gap is not None and gap > GAP_FLAG_GY else ""),
             })

@@ -126,6 +126,8 @@ def init_case(dicom: str | Path, protocol_name: str, out: str | Path, series_uid
         lines += ["[[goals]]", f"structure = {json.dumps(goal['role'])}", f"metric = {json.dumps(goal['metric'])}",
                   f"op = {json.dumps(goal['op'])}"]
         lines.append(f"value_rx = {goal['value_rx']:g}" if "value_rx" in goal else f"value = {goal['value']:g}")
+        if "acceptable_rx" in goal or "acceptable" in goal:
+            lines.append(f"acceptable_rx = {goal['acceptable_rx']:g}" if "acceptable_rx" in goal else f"acceptable = {goal['acceptable']:g}")
         lines += [f"source = {json.dumps(goal['source'])}", ""]
     for structure in fill:
         for metric in other.get("goals_to_fill", []):

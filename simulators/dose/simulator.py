@@ -46,7 +46,7 @@ class DoseSimulator:
             "matrix": self.engine.data.key, "objectives": objectives, "max_iter": self.case.plan.max_iter,
             "levels": levels, "target": self.case.target, "optimizer": OPTIMIZER_VERSION, "weights": canonical,
             "judged": {"grid": self.case.plan.judge_grid, "normalize": self.case.normalize,
-                       "prescription_gy": self.case.prescription_gy, "goals": [asdict(g) for g in self.case.goals]},
+                       "prescription_gy": self.case.prescription_gy, "goals": [g.as_data() for g in self.case.goals]},
             "kernel": kernel_backend(),  # numba's float64 sums and scipy's float32 ones differ in the last digits
         }
 

@@ -104,6 +104,15 @@ class HasGoals(Protocol):
 
 
 @runtime_checkable
+class Spares(Protocol):
+    """Capability: the tie-break among designs that meet every goal (lower is better; a plan's mean
+    organ dose in Gy), for ``stop_when = "two_phase"``: once every goal is met, the run goes on while
+    it falls by at least ``plateau_margin`` and stops after ``plateau_steps`` steps without that."""
+
+    def sparing(self, evaluation: Evaluation) -> Optional[float]: ...
+
+
+@runtime_checkable
 class HasReferences(Protocol):
     """Capability: named designs to compare against (approved drugs, reference plans), evaluated like
     any candidate; the run records them in its summary so reports never simulate them again."""

@@ -162,6 +162,7 @@ def _attempt(run: dict, spec: dict, run_dir: Path, semaphore, record: dict, entr
             max_steps=b["max_steps"], n_proposals=b["n_proposals"], max_evaluations=b["max_evaluations"],
             patience=b["patience"], min_improvement=b["min_improvement"], target_score=b["target_score"],
             run_dir=run_dir, seed=run["seed"], callback=on_step, stop_when=b.get("stop_when"),
+            **{k: b[k] for k in ("plateau_margin", "plateau_steps") if k in b},
         )
         result["optimize_s"] = time.perf_counter() - t0
         result["stop_reason"] = res.stop_reason

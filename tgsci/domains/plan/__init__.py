@@ -39,17 +39,23 @@ class PlanDomain(Domain):
 
     options_model = PlanOptions
     # The TextGrad paper's radiotherapy protocol (Nature 2025): every objective weight starts at 100, the
-    # case's reference plans go into the TGD prompt, a run stops as soon as every clinical goal is met or
-    # after 10 iterations; its baseline, Bayesian optimization with Optuna, has 50 trials with every weight
-    # searched in [100, 400] (here: TPE, 50 evaluations, the start included).
+    # case's reference plans go into the TGD prompt, at most 10 iterations; its baseline, Bayesian
+    # optimization with Optuna, has 50 trials with every weight searched in [100, 400] (here: TPE, 50
+    # evaluations, the start included). The paper stops "as soon as every clinical goal is met"
+    # ("paper-literal"); where the start already meets every goal that rule never lets TGD act, so "paper"
+    # runs two phases (tgsci.two_phase): reach every goal, then lower the mean organ dose with every goal
+    # held, and stop once 2 steps in a row lowered it by less than 0.5 Gy (above the inner optimizer's
+    # step-to-step noise: benchmarks/results/plan_stop_rule.txt) or at 10 steps.
     protocols = {
-        "paper": {
+        name: {
             "start_weight": 100.0,
             "search_range": (100.0, 400.0),
-            "budget": {"max_steps": 10, "patience": None, "stop_when": "all_goals_met"},
+            "budget": {"max_steps": 10, "patience": None, **rule},
             "budget_by_method": {m: {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}
                                  for m in ("tpe", "nsga2")},
-        },
+        }
+        for name, rule in (("paper", {"stop_when": "two_phase", "plateau_margin": 0.5, "plateau_steps": 2}),
+                           ("paper-literal", {"stop_when": "all_goals_met"}))
     }
     table_models = {"plan": PlanSettings}
     path_keys = ("case", "cache_dir")
@@ -244,7 +250,8 @@ def _is_path(value: str) -> bool:
 def _grid_words(obj: dict) -> str:
     """Where a run's plans were judged, and how they were normalized, in words."""
     plan = obj.get("plan") or {}
-    grid = "CT grid" if obj.get("judge_grid") == "ct" else f"{plan.get('dose_grid_mm', '?')} mm dose grid"
+    grid = ("CT grid" if obj.get("judge_grid") == "ct"
+            else f"{plan.get('dose_grid_mm', '?')} mm dose grid (not for clinical decisions: the CT grid may disagree)")
     norm = obj.get("normalize") or "none"
     return grid + ("" if norm == "none" else f", every plan normalized to {obj.get('target')} {norm} = {obj.get('prescription_gy')} Gy")
 
@@ -283,8 +290,16 @@ def goals_of(config) -> list:
     return [GoalSpec(**g) for g in config.objective.get("goals") or []]
 
 
+def plan_level(goals, metrics: dict) -> str:
+    from simulators.dose.cases import plan_level as level
+
+    return level(goals, metrics) if goals else ""
+
+
 def goal_rows(run) -> list[dict]:
-    """Per step, the step's best plan checked against every clinical goal of the case."""
+    """Per step, the step's best plan checked against every clinical goal of the case, and the level it reaches."""
+    from simulators.dose.cases import ACCEPTABLE, PER_PROTOCOL
+
     goals = goals_of(run.config)
     rows = []
     for rec in run.steps:
@@ -294,11 +309,13 @@ def goal_rows(run) -> list[dict]:
             continue
         c = min(valid, key=lambda c: c.score)
         m = c.metrics
-        row = {"step": rec.step, "score": round(c.score, 3), "goals met": f"{m.get('goals_met', '?')}/{m.get('goals_total', len(goals))}"}
+        row = {"step": rec.step, "score": float(f"{c.score:.4g}"),
+               "goals met": f"{m.get('goals_met', '?')}/{m.get('goals_total', len(goals))}", "plan level": plan_level(goals, m)}
         for g in goals:
             value = m.get(g.key)
             unit = "%" if g.unit == "%" else " Gy"
-            row[g.label] = "-" if value is None else f"{value:.1f}{unit} {'met' if g.met(value) else 'MISSED'}"
+            words = {PER_PROTOCOL: "met", ACCEPTABLE: "acceptable variation"}.get(g.level(value) if value is not None else "", "MISSED")
+            row[g.label] = "-" if value is None else f"{value:.1f}{unit} {words}"
         rows.append(row)
     return rows
 

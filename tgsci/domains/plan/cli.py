@@ -42,8 +42,14 @@ def plan(
     seed: int = typer.Option(0),
     no_cache: bool = typer.Option(False, help="Do not use the LLM disk cache."),
     protocol: Optional[str] = typer.Option(None, help="paper: the TextGrad paper's protocol (start weights 100, reference plans, "
-                                                      "stop when all goals are met or after 10 steps; TPE: 50 evaluations in [100, 400])."),
-    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best plan meets every clinical goal."),
+                                                      "two phases: every goal, then organ sparing until a plateau, 10 steps at most; "
+                                                      "TPE: 50 evaluations in [100, 400]); paper-literal: its rule as written "
+                                                      "(stop as soon as every goal is met)."),
+    stop_when: Optional[str] = typer.Option(None, help="all_goals_met: stop as soon as the best plan meets every clinical goal; "
+                                                       "two_phase: reach every goal, then lower the mean organ dose with every "
+                                                       "goal held, stop on a plateau (--plateau-margin Gy, --plateau-steps)."),
+    plateau_margin: float = typer.Option(0.5, help="two_phase: the fall in mean organ dose (Gy) a step must reach to count."),
+    plateau_steps: int = typer.Option(2, help="two_phase: steps without that fall before the run stops."),
     export_dose: Optional[str] = typer.Option(None, help="Only export a recorded plan of --run-dir as DICOM RTDOSE: "
                                                          "best, start, a step number, or weights as JSON."),
     out: Optional[Path] = typer.Option(None, help="With --export-dose: the RTDOSE file (default RUN_DIR/dose_<which>.dcm)."),
@@ -53,13 +59,14 @@ def plan(
         return export_recorded_dose(run_dir, export_dose, out)
     feedback, optimizer = engines_for(method, {"model": model, "optimizer_model": optimizer_model, "api_base": api_base,
                                             "temperature": temperature, "max_tokens": max_tokens}, no_cache)
+    plateau = {"plateau_margin": plateau_margin, "plateau_steps": plateau_steps} if stop_when == "two_phase" else None
+    budget = budget_for(protocol, "plan", method, steps, proposals, max_evaluations, patience, stop_when, plateau)  # checked here
     console.print(escape(f"preparing case {case} (the dose influence matrix is computed once, then cached)"))
     objective = objective_from({"kind": "plan", "case": case, "fast": fast, "progress": sys.stderr.isatty(),
                             **({"protocol": protocol} if protocol else {}), **({"objectives": objectives} if objectives else {})})
     start_value = start_from(objective.spec, start)
-    budget = budget_for(protocol, "plan", method, steps, proposals, max_evaluations, patience, stop_when)
     run_and_report(objective, start_value, method, feedback, optimizer, budget["steps"], budget["proposals"], budget["max_evaluations"],
-         budget["patience"], None, run_dir, seed, budget["stop_when"])
+         budget["patience"], None, run_dir, seed, budget["stop_when"], plateau=budget.get("plateau"))
 
 
 def case_init(

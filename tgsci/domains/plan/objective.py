@@ -26,12 +26,11 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 from simulators.dose import metrics as dvh
-from simulators.dose.cases import CaseSpec
+from simulators.dose.cases import ACCEPTABLE, UNACCEPTABLE, CaseSpec, plan_level
 from simulators.dose.simulator import DoseSimulator
 from simulators.dose.weights import canonical_weights, round_sig
 from simulators.files import write_json_atomic, write_text_atomic
@@ -43,6 +42,8 @@ from .axes import plan_axes
 from .values import PlanValues
 
 __all__ = ["PlanObjective", "canonical_weights", "parse_weights"]
+
+DOSE_GRID_WARNING = "dose grid, not for clinical decisions: the CT grid the RTDOSE is read on may disagree"
 
 PANELS = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
 
@@ -110,6 +111,14 @@ class PlanObjective(ParetoMode, Objective):
             return None
         return ev.valid and ev.metrics.get("goals_met") == len(self.case.goals)
 
+    def sparing(self, ev: Evaluation) -> Optional[float]:
+        """The organ-sparing tie-break in Gy: the mean of the tie-break structures' mean doses (what the
+        score's tie-break term weighs; None without tie-break structures or a valid plan)."""
+        names = self.case.tiebreak_structures
+        if not (ev.valid and names):
+            return None
+        return sum(ev.metrics[f"{s}.Dmean"] for s in names) / len(names)
+
     def start_weights(self) -> dict[str, float]:
         """The manifest's starting weights, or the protocol's (the paper's: 100 for every objective)."""
         if "start_weight" in self._preset:
@@ -168,7 +177,7 @@ class PlanObjective(ParetoMode, Objective):
         )
 
     def describe_short(self) -> str:
-        return f"{self.case.name} ({self.case.plan.variant}): {self.score_formula()}"
+        return f"{self.case.name} ({self.case.plan.variant}, goals judged on the {self.verdict_grid()}): {self.score_formula()}"
 
     def constraints(self) -> list[str]:
         return [
@@ -208,37 +217,68 @@ class PlanObjective(ParetoMode, Objective):
     def score_metrics(self, m: dict) -> tuple[float, dict]:
         """Score and its parts (goals met, violations) from a metrics dict."""
         violation = 0.0
-        met = 0
+        met = acceptable = 0
         worst = 0.0
         for g in self.case.goals:
             v = g.violation_pct(m[g.key])
             violation += g.priority * v
             met += v == 0.0
+            acceptable += g.level(m[g.key]) != UNACCEPTABLE
             worst = max(worst, v)
         rx = self.case.prescription_gy
         tb = [m[f"{s}.Dmean"] / rx for s in self.case.tiebreak_structures]
         tiebreak = self.case.tiebreak_weight * (sum(tb) / len(tb)) if tb else 0.0
         parts = {
-            "goals_met": met, "goals_total": len(self.case.goals), "violation_pct_sum": violation,
+            "goals_met": met, "goals_acceptable": acceptable, "goals_total": len(self.case.goals), "violation_pct_sum": violation,
             "worst_violation_pct": worst, "tiebreak": tiebreak,
         }
         return violation + tiebreak, parts
 
     # ------------------------------------------------------------------ text
     def _goal_status(self, g, value: float, brief: bool = False) -> str:
-        """"met", or by how much (in the goal's unit) the value misses it."""
+        """"met", or by how much (in the goal's unit) the value misses it, and whether the miss is
+        within the goal's acceptable variation."""
         if g.met(value):
             return "met"
         unit = "" if not g.unit else (g.unit if g.unit == "%" else f" {g.unit}")
         miss = f"MISSED by {abs(value - g.value):.2f}{unit}"
+        if g.acceptable is not None:
+            miss += ", within the acceptable variation" if g.level(value) == ACCEPTABLE else ", beyond the acceptable variation too"
         return miss if brief else f"{miss} ({g.violation_pct(value):.1f}% of the goal)"
+
+    def plan_level(self, ev: Evaluation) -> str:
+        """"per protocol", "acceptable variation" or "unacceptable" (every goal at its level, RTOG-style)."""
+        return plan_level(self.case.goals, ev.metrics) if ev.valid else UNACCEPTABLE
+
+    def spot_lines(self, ev: Evaluation, brief: bool = False) -> list[str]:
+        """Each target's cold spot (near-minimum D98, minimum) and hot spot (near-maximum D2, maximum),
+        ICRU 83's numbers, against its own prescribed dose: what a physicist reads first."""
+        m = ev.metrics
+        lines = []
+        for name, rx in self.spot_targets():
+            keys = [f"{name}.{k}" for k in ("D98", "Dmin", "D2", "Dmax")]
+            if not all(k in m for k in keys):
+                continue
+            d98, dmin, d2, dmax = (m[k] for k in keys)
+            if brief:
+                lines.append(f"{name} (Rx {rx:g} Gy): D98 {d98:.1f}, min {dmin:.1f}, D2 {d2:.1f}, max {dmax:.1f} Gy")
+            else:
+                lines.append(f"{name} cold spot: D98 {d98:.1f} Gy ({100 * d98 / rx:.1f}% of its {rx:g} Gy), minimum {dmin:.1f} Gy "
+                             f"({100 * dmin / rx:.1f}%); hot spot: D2 {d2:.1f} Gy ({100 * d2 / rx:.1f}%), maximum {dmax:.1f} Gy "
+                             f"({100 * dmax / rx:.1f}%)")
+        return lines
+
+    def spot_targets(self) -> list[tuple[str, float]]:
+        """(target, its prescribed dose): every TARGET structure (a CTV without a dose of its own gets the prescription's)."""
+        doses = dict(self.case.targets)
+        return [(s.name, doses.get(s.name, self.case.prescription_gy)) for s in self.case.structures if s.type == "TARGET"]
 
     def summarize(self, ev: Evaluation) -> str:
         if not ev.valid:
             return self.invalid_text(ev.error or "evaluation failed")
         m = ev.metrics
         worst = max(self.case.goals, key=lambda g: g.violation_pct(m[g.key]), default=None)
-        text = f"score {ev.score:.3f}, goals met {m.get('goals_met')}/{m.get('goals_total')}"
+        text = f"score {ev.score:.4g}, goals met {m.get('goals_met')}/{m.get('goals_total')} ({self.plan_level(ev)})"
         if worst is not None and not worst.met(m[worst.key]):
             text += f", worst: {worst.structure} {worst.metric} {_fmt(m[worst.key], worst.unit)} (goal {worst.op} {_fmt(worst.value, worst.unit)}, {worst.violation_pct(m[worst.key]):.1f}% off)"
         return text
@@ -264,11 +304,12 @@ class PlanObjective(ParetoMode, Objective):
             if ctx:
                 line += "; " + "; ".join(ctx)
             lines.append(line)
+        lines += self.spot_lines(ev)
         rx = self.case.prescription_gy
         oar = ", ".join(f"{s} Dmean {ev.metrics[f'{s}.Dmean']:.1f} Gy" for s in self.case.tiebreak_structures)
         lines.append(
-            f"score {ev.score:.3f} (lower is better; {ev.metrics['goals_met']}/{ev.metrics['goals_total']} goals met"
-            + (f"; {oar}; prescription {rx:g} Gy" if oar else "") + f"); DVH numbers on the {self.grid_label()}"
+            f"score {ev.score:.4g} (lower is better; {ev.metrics['goals_met']}/{ev.metrics['goals_total']} goals met, plan level: "
+            f"{self.plan_level(ev)}" + (f"; {oar}; prescription {rx:g} Gy" if oar else "") + f"); DVH numbers on the {self.verdict_grid()}"
             + self._normalization_words(ev)
         )
         return "\n".join(lines)
@@ -290,8 +331,9 @@ class PlanObjective(ParetoMode, Objective):
             status = self._goal_status(g, m[g.key], brief=True)
             lines.append(f"{g.structure} {g.metric} {_fmt(m[g.key], g.unit)} (goal {g.op} {_fmt(g.value, g.unit)}): {status}"
                          + (f"; best {_fmt(best.metrics[g.key], g.unit)}" if better and g.key in best.metrics else ""))
+        lines += self.spot_lines(ev, brief=True)
         oar = ", ".join(f"{s} Dmean {m[f'{s}.Dmean']:.1f} Gy" for s in self.case.tiebreak_structures)
-        lines.append(f"score {ev.score:.3f}" + (f" (best {best.score:.3f})" if better else "") + f", lower is better; "
+        lines.append(f"score {ev.score:.4g}" + (f" (best {best.score:.4g})" if better else "") + f", lower is better; "
                      f"{m['goals_met']}/{m['goals_total']} goals met" + (f"; {oar}" if oar else ""))
         return "\n".join(lines)
 
@@ -331,10 +373,12 @@ class PlanObjective(ParetoMode, Objective):
             "weights": json.loads(best.value), "score": best.score,
             "start_weights": json.loads(start.value) if start.valid else None,
             "start_score": start.score if start.valid else None,
-            "goals": [{"goal": g.label, **asdict(g), "achieved": best.metrics[g.key], "met": g.met(best.metrics[g.key]),
-                       "violation_pct": g.violation_pct(best.metrics[g.key])} for g in self.case.goals],
+            "goals": [{"goal": g.label, **g.as_data(), "achieved": best.metrics[g.key], "met": g.met(best.metrics[g.key]),
+                       "level": g.level(best.metrics[g.key]), "violation_pct": g.violation_pct(best.metrics[g.key])}
+                      for g in self.case.goals],
+            "plan_level": self.plan_level(best),
             "metrics": best.metrics,
-            "grid": f"DVH numbers on the {self.grid_label()}",
+            "grid": f"DVH numbers on the {self.verdict_grid()}",
             "normalization": best.metrics.get("normalization", 1.0),
         }
         write_json_atomic(run_dir / "best_weights.json", payload)
@@ -352,6 +396,11 @@ class PlanObjective(ParetoMode, Objective):
     def grid_label(self) -> str:
         """The grid goals are judged on ("CT grid 3 x 3 x 2.5 mm", "dose grid 6 mm")."""
         return self.engine.grid_label(self.case.plan.judge_grid)
+
+    def verdict_grid(self) -> str:
+        """The judging grid in words, with the warning a dose-grid verdict needs: the CT grid the RTDOSE
+        is read on can disagree by several Gy at a steep edge (``benchmarks/results/plan_grids.txt``)."""
+        return self.grid_label() + ("" if self.case.plan.judge_grid == "ct" else f" ({DOSE_GRID_WARNING})")
 
     def export_dose(self, value: str, path: Path, dvh_csv: Optional[Path] = None) -> list[str]:
         """The plan of ``value`` (normalized as the case says) as DICOM RTDOSE on the CT grid at ``path``
@@ -387,7 +436,7 @@ class PlanObjective(ParetoMode, Objective):
         return row
 
     def _metric_columns(self) -> list[str]:
-        cols = ["goals_met", "goals_total", "violation_pct_sum", "worst_violation_pct", "tiebreak", "inner_iterations",
+        cols = ["goals_met", "goals_acceptable", "goals_total", "violation_pct_sum", "worst_violation_pct", "tiebreak", "inner_iterations",
                 "normalization", "grid_gap_gy"]
         levels = self.case.metric_levels()
         for s in self.case.structures:
