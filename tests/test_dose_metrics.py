@@ -170,3 +170,44 @@ def test_manifest_validation_catches_errors():
         parse_case({**base, "goals": [{"structure": "Lung", "metric": "Dmean", "op": "<=", "value": 20}]})
     with pytest.raises(ValueError, match="unknown metric"):
         parse_case({**base, "goals": [{"structure": "T", "metric": "D95%", "op": ">=", "value": 20}]})
+
+
+def test_two_level_goals_say_which_level_a_plan_reaches():
+    from simulators.dose.cases import ACCEPTABLE, PER_PROTOCOL, UNACCEPTABLE, plan_level
+
+    base = {
+        "name": "x", "phantom": {}, "prescription": {"dose_gy": 78, "fractions": 39, "target": "PTV"},
+        "structures": [{"name": "PTV", "type": "TARGET", "objectives": [{"kind": "squared_deviation", "dose_gy": 78, "weight": 1}]}],
+        "plan": {"gantry_angles": [0], "bixel_width_mm": 5, "dose_grid_mm": 5, "max_iter": 10},
+        "goals": [{"structure": "PTV", "metric": "D2", "op": "<=", "value_rx": 1.07, "acceptable_rx": 1.10, "source": "RTOG 0126"},
+                  {"structure": "PTV", "metric": "D98", "op": ">=", "value": 78.0, "acceptable": 74.1, "source": "s"}],
+    }
+    d2, d98 = parse_case(base).goals
+    assert (d2.value, d2.acceptable) == (pytest.approx(83.46), pytest.approx(85.8))
+    assert d2.label == "PTV D2 <= 83.46 Gy (acceptable <= 85.8 Gy)"
+    assert [d2.level(v) for v in (83.0, 83.46, 84.0, 85.8, 86.0)] == [PER_PROTOCOL, PER_PROTOCOL, ACCEPTABLE, ACCEPTABLE, UNACCEPTABLE]
+    assert d2.violation_pct(84.0) > 0 and not d2.met(84.0)  # an acceptable variation is still a miss
+    assert [d98.level(v) for v in (78.0, 75.0, 74.0)] == [PER_PROTOCOL, ACCEPTABLE, UNACCEPTABLE]
+    goals = (d2, d98)
+    assert plan_level(goals, {"PTV.D2": 83.0, "PTV.D98": 78.0}) == PER_PROTOCOL
+    assert plan_level(goals, {"PTV.D2": 85.0, "PTV.D98": 78.0}) == ACCEPTABLE
+    assert plan_level(goals, {"PTV.D2": 85.0, "PTV.D98": 70.0}) == UNACCEPTABLE
+    assert "acceptable" not in d2.__class__(**{k: v for k, v in d2.as_data().items() if k != "acceptable"}).as_data()
+
+
+@pytest.mark.parametrize("goal, message", [
+    ({"op": "<=", "value_rx": 1.10, "acceptable_rx": 1.07}, "levels are inverted: acceptable must be at or above"),
+    ({"op": ">=", "value": 78.0, "acceptable": 80.0}, "levels are inverted: acceptable must be at or below"),
+    ({"op": ">=", "value": 78.0, "acceptable": float("nan")}, "acceptable must be a finite number"),
+    ({"op": ">=", "value": 78.0, "accept": 70.0}, "unknown goal key 'accept'"),
+    ({"op": ">=", "source": "s"}, "a goal needs value"),
+])
+def test_a_bad_two_level_goal_is_named(goal, message):
+    base = {
+        "name": "x", "phantom": {}, "prescription": {"dose_gy": 78, "fractions": 39, "target": "PTV"},
+        "structures": [{"name": "PTV", "type": "TARGET", "objectives": [{"kind": "squared_deviation", "dose_gy": 78, "weight": 1}]}],
+        "plan": {"gantry_angles": [0], "bixel_width_mm": 5, "dose_grid_mm": 5, "max_iter": 10},
+        "goals": [{"structure": "PTV", "metric": "D2", **goal}],
+    }
+    with pytest.raises(ValueError, match=message):
+        parse_case(base)

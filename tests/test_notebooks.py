@@ -64,10 +64,10 @@ def test_treatment_planning(tmp_path, monkeypatch):
         assert (run / "dvh.png").is_file() and (run / "report.html").is_file()
     assert out["png"] >= 4  # DVH and dose slice of both cases
     tables = [h for h in out["html"] if "goals met" in h and "the paper's table" not in h]
-    assert len(tables) == 2 and "Core D10 &lt;= 25 Gy" in tables[0] and "PTV D95 &gt;= 78 Gy" in tables[1]
+    assert len(tables) == 2 and "Core D10 &lt;= 25 Gy" in tables[0] and "PTV D98 &gt;= 78 Gy" in tables[1] and "PTV D2 &lt;= 83.46 Gy (acceptable &lt;= 85.8 Gy)" in tables[1]
     assert "--- feedback" in out["text"] and "MISSED" in out["text"] + "".join(tables)
     # the prostate's planning-system objectives, normalization and tuned levels, start vs best
-    assert "normalize: PTV D95 = 78 Gy" in out["text"] and "max DVH: at most 20% of the volume at or above 70 Gy" in out["text"]
+    assert "normalize: PTV D98 = 78 Gy" in out["text"] and "max DVH: at most 20% of the volume at or above 70 Gy" in out["text"]
     levels = next(h for h in out["html"] if "dose levels (Gy), volumes and the normalization factor" in h)
     assert "Rectum_V70" in levels and "PTV_hot" in levels and "normalization" in levels
     paper = [h for h in out["html"] if "the paper's table" in h]

@@ -92,10 +92,10 @@ def test_case_init_maps_the_rois_to_the_protocol_roles(prostate_case, prostate_d
 
     case = tomllib.loads(prostate_case.read_text())
     roles = {s["name"]: s.get("roi", s["name"]) for s in case["structures"]}
-    assert roles == {"PTV": "PTV", "Rectum": "Rectum", "Bladder": "Bladder", "Femur_Head_L": "Femur_Head_L",
+    assert roles == {"PTV": "PTV", "CTV": "CTV", "Rectum": "Rectum", "Bladder": "Bladder", "Femur_Head_L": "Femur_Head_L",
                      "Femur_Head_R": "FemHead_R", "External": "BODY"}
     assert {k: case["prescription"][k] for k in ("dose_gy", "fractions", "target", "normalize")} == \
-        {"dose_gy": 78, "fractions": 39, "target": "PTV", "normalize": "D95"}
+        {"dose_gy": 78, "fractions": 39, "target": "PTV", "normalize": "D98"}
     # the protocol's objectives as a planner writes them, every number and range carried over
     objectives = {o["name"]: o for s in case["structures"] for o in s.get("objectives", [])}
     assert objectives["PTV_cov"] == {"name": "PTV_cov", "kind": "min_dvh", "dose_gy": 78, "volume_pct": 98, "weight": 1000,
@@ -104,7 +104,9 @@ def test_case_init_maps_the_rois_to_the_protocol_roles(prostate_case, prostate_d
     assert objectives["PTV_hot"]["dose_gy"] == 81.9 and case["plan"]["judge_grid"] == "ct"
     assert case["plan"]["tune"] == ["weights", "dose_levels"] and case["plan"]["fast"]["judge_grid"] == "dose"
     sources = " ".join(g["source"] for g in case["goals"])
-    assert "QUANTEC rectum (Michalski" in sources and "RTOG 0415" in sources and len(case["goals"]) == 7
+    assert "QUANTEC rectum (Michalski" in sources and "RTOG 0415" in sources and "RTOG 0126" in sources and len(case["goals"]) == 12
+    d2 = next(g for g in case["goals"] if g["metric"] == "D2")  # the two RTOG 0126 levels of the hot spot, carried over
+    assert (d2["value_rx"], d2["acceptable_rx"]) == (1.07, 1.10) and objectives["CTV_cold"]["kind"] == "squared_underdose"
     assert Path(prostate_case.parent / case["phantom"]["dicom"]).resolve() == prostate_dicom[0].resolve()
     assert "1 non-DICOM file(s) ignored" in scan_dicom(prostate_dicom[0]).summary()
 

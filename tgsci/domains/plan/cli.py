@@ -19,6 +19,7 @@ def add_commands(app: typer.Typer) -> None:
     app.command()(plan)
     case_app = typer.Typer(no_args_is_help=True, help="Treatment cases: write one from a patient's DICOM export.")
     case_app.command("init")(case_init)
+    case_app.command("generate")(case_generate)
     app.add_typer(case_app, name="case")
 
 
@@ -96,3 +97,22 @@ def case_init(
         table.add_row("[dim]not used (listed as a comment)[/]", escape(roi))
     Console().print(table)
     console.print(escape(f"next: check {out}, then `tgsci plan --case {out}`"))
+
+
+def case_generate(
+    seed: int = typer.Option(..., help="Seed of the anatomy (the paper's five: 11, 23, 37, 41, 59)."),
+    out: Path = typer.Option(..., help="A new (or empty) folder for the DICOM CT series and RTSTRUCT."),
+) -> None:
+    """Write a generated prostate patient (CTV, PTV, rectum, bladder, femoral heads) as DICOM, for `tgsci case init`."""
+    from simulators.dose.patients import GeneratorError, check_seed, write_patient
+
+    try:
+        check_seed(seed)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise GeneratorError(f"{out} exists and is not an empty folder: give a new one")
+        anatomy = write_patient(seed, out)
+    except (GeneratorError, OSError) as exc:
+        fail(str(exc))
+    console.print(escape(f"patient {seed}: PTV {anatomy.ptv_cc:g} cc, {anatomy.measured_rectum_in_ptv_pct:g} % of the rectum "
+                         f"inside it, seminal vesicles {'in' if anatomy.seminal_vesicles else 'not in'} the CTV; DICOM in {out}"))
+    console.print(escape(f"next: tgsci case init --dicom {out} --protocol prostate --out case.toml"))
