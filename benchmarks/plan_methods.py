@@ -94,7 +94,7 @@ def paper(args) -> None:
                 context = [r for r in table if r["plan"] != f"{method} best"]
             best = next(r for r in table if r["plan"] == f"{method} best")
             rows.append(best)
-            lines.append(f"{method:6s} stop {result.stop_reason:16s} evaluations {best['evaluations used']:3d}, to all goals "
+            lines.append(f"{method:6s} stop {result.stop_reason:16s} evaluations {best['evaluations to stop']:3d}, to all goals "
                          f"{best['evaluations to all goals'] or 'never'}, LLM calls {result.usage.calls}, wall {wall:.0f} s"
                          + _verdict(best, [r for r in context if r["plan"].endswith("(reference)")]))
         objective.close()

@@ -169,3 +169,29 @@ def test_api_models_keep_the_standalone_update_prompt():
     assert [m["role"] for m in update] == ["system", "user"] and update[0]["content"] == prompts.TGD_SYSTEM
     assert "<VALUE>10</VALUE>" in update[1]["content"] and "Go higher: try 40 or more." in update[1]["content"]
     assert engine.requests[0]["messages"][0]["content"] == prompts.SIMULATOR_BACKWARD_SYSTEM
+
+
+def test_the_no_feedback_ablation_asks_only_for_proposals_with_the_same_prompt_otherwise():
+    from scripted import NumberObjective, ScriptedEngine, proposals_json
+
+    from tgsci import optimize
+    from tgsci.prompts import TGD_SYSTEM
+    from tgsci.proposers import make_proposer
+
+    seen = []
+
+    def respond(messages, kwargs):
+        seen.append(messages)
+        return "Go higher." if messages[0]["content"] != TGD_SYSTEM else proposals_json(str(10 * len(seen)))
+
+    for method in ("tgd", "tgd-nofeedback"):
+        seen.clear()
+        result = optimize(NumberObjective(), "1", method=make_proposer(method, ScriptedEngine(respond=respond)), max_steps=2,
+                          n_proposals=1, patience=None)
+        systems = [m[0]["content"] == TGD_SYSTEM for m in seen]
+        updates = [m[-1]["content"] for m in seen if m[0]["content"] == TGD_SYSTEM]
+        if method == "tgd":
+            assert systems == [False, True, False, True] and "Go higher." in updates[0]
+        else:  # one call per step, the proposal prompt with the feedback left out
+            assert systems == [True, True] and "(no feedback)" in updates[0] and "Go higher." not in updates[0]
+        assert len(result.steps) == 3 and result.best.valid

@@ -88,19 +88,21 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["spec"]["protocol"] == "paper" and config["objective"]["protocol"] == "paper"
     assert config["start"] == '{"BODY": 100, "Core": 100, "OuterTarget": 100}'
-    assert config["budget"]["max_steps"] == 10 and config["budget"]["stop_when"] == "all_goals_met" and config["budget"]["patience"] is None
+    assert config["budget"]["max_steps"] == 10 and config["budget"]["stop_when"] == "two_phase" and config["budget"]["patience"] is None
+    assert (config["budget"]["plateau_margin"], config["budget"]["plateau_steps"]) == (0.5, 2)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["stop_reason"] in ("all_goals_met", "max_steps") and [r["name"] for r in summary["references"]][:1] == ["reference A: target first"]
+    assert summary["stop_reason"] in ("plateau", "max_steps") and [r["name"] for r in summary["references"]][:1] == ["reference A: target first"]
     space = build_objective({"kind": "plan", "case": "tg119", "fast": True, "protocol": "paper"}).search_space()
     assert set(space.values()) == {(100.0, 400.0)}
     assert protocol_budget("paper", "tpe", "plan") == {"max_steps": 50, "n_proposals": 1, "max_evaluations": 50, "patience": None, "stop_when": None}
+    assert protocol_budget("paper-literal", "tgd", "plan") == {"max_steps": 10, "patience": None, "stop_when": "all_goals_met"}
 
     from tgsci.sweep import parse_spec
 
     spec = parse_spec({"sweep": {"kind": "plan", "cases": ["tg119"], "methods": ["tgd", "tpe"], "protocol": "paper"}, "plan": {"fast": True}})
     budgets = {r["method"]: r["budget"] for r in spec.expand()}
-    assert budgets["tgd"]["max_steps"] == 10 and budgets["tgd"]["stop_when"] == "all_goals_met"
-    assert budgets["tpe"]["max_evaluations"] == 50 and budgets["tpe"]["stop_when"] is None
+    assert budgets["tgd"]["max_steps"] == 10 and budgets["tgd"]["stop_when"] == "two_phase" and budgets["tgd"]["plateau_steps"] == 2
+    assert budgets["tpe"]["max_evaluations"] == 50 and budgets["tpe"]["stop_when"] is None and "plateau_steps" not in budgets["tpe"]
     assert spec.expand()[0]["start"] == '{"BODY": 100, "Core": 100, "OuterTarget": 100}'
     from pathlib import Path
 
@@ -121,5 +123,6 @@ def test_protocol_paper_sets_what_it_says(tmp_path):
     assert float(rows[1]["OuterTarget D95 - Rx (Gy)"]) == pytest.approx(best["OuterTarget.D95"] - 50.0, abs=0.01)
     assert float(rows[1]["OuterTarget min - Rx (Gy)"]) == pytest.approx(best["OuterTarget.Dmin"] - 50.0, abs=0.01)
     assert float(rows[1]["Core mean (Gy)"]) == pytest.approx(best["Core.Dmean"], abs=0.01) and "BODY mean (Gy)" not in rows[1]
-    assert rows[1]["goals met"] == f"{best['goals_met']}/3" and int(rows[1]["evaluations used"]) == summary["evaluations"]
+    assert rows[1]["goals met"] == f"{best['goals_met']}/3" and int(rows[1]["evaluations to stop"]) == summary["evaluations"]
+    assert float(rows[1]["OuterTarget D2 - Rx (Gy)"]) == pytest.approx(best["OuterTarget.D2"] - 50.0, abs=0.01)
     assert "The paper&#x27;s table" in (run / "report.html").read_text() or "The paper's table" in (run / "report.html").read_text()

@@ -17,13 +17,14 @@ from .tgd import TGDProposer
 #: method name -> (module, class); the one list of method names
 METHODS: dict[str, tuple[str, str]] = {
     "tgd": ("tgsci.proposers.tgd", "TGDProposer"),
+    "tgd-nofeedback": ("tgsci.proposers.tgd", "NoFeedbackProposer"),  # the ablation: no textual gradient
     "random": ("tgsci.proposers.random_search", "RandomProposer"),
     "graph-ga": ("tgsci.proposers.graph_ga", "GeneticProposer"),
     "tpe": ("tgsci.proposers.tpe", "TPEProposer"),
     "nsga2": ("tgsci.proposers.tpe", "NSGA2Proposer"),
 }
 ALIASES = {"ga": "graph-ga"}
-LLM_METHODS = ("tgd",)  # methods that call an LLM (take engines)
+LLM_METHODS = ("tgd", "tgd-nofeedback")  # methods that call an LLM (take engines)
 
 
 def canonical_method(name: str) -> str:

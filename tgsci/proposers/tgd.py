@@ -26,6 +26,7 @@ FALLBACK = "fallback"
 
 class TGDProposer(Proposer):
     name = "tgd"
+    with_feedback = True
 
     def __init__(self, engine=None, optimizer_engine=None, max_retries: int = 1, history_best: int = 3, history_recent: int = 3,
                  fallback: Optional[bool] = None):
@@ -93,7 +94,8 @@ class TGDProposer(Proposer):
         usage = Usage()
         try:
             loss = self.simulator(x)
-            loss.backward(self.feedback_engine)
+            if self.with_feedback:
+                loss.backward(self.feedback_engine)
             for g in x.gradients:
                 usage.add(g.data.get("usage") or Usage())
             [result] = tgd.step()
@@ -125,3 +127,13 @@ class TGDProposer(Proposer):
                     proposal.values.append(value)
                     proposal.origins[value] = f"{FALLBACK}: mutation of {what}"
                     return
+
+
+class NoFeedbackProposer(TGDProposer):
+    """The ablation of the textual gradient: TGD's proposal call (the same objective, history, reference
+    designs, constraints, grammar and budget) with the feedback call left out, so the prompt reads
+    "(no feedback)" where TGD's carries the LLM's critique. What TGD gains over it is what the feedback adds."""
+
+    name = "tgd-nofeedback"
+    with_feedback = False
+

@@ -64,7 +64,7 @@ class MoleculeDomain(Domain):
     table_models = {"docking": DockingTable}
     resources_model = MoleculeResources
     path_keys = ("receptor", "box_ligand", "targets_file", "cache_dir")
-    methods = ("tgd", "random", "graph-ga")
+    methods = ("tgd", "tgd-nofeedback", "random", "graph-ga")
     trajectory_panels = [("score", "score (lower is better)"), ("vina", "Vina (kcal/mol)"), ("qed", "QED")]
     value_column = "best_smiles"
     summary_columns = ["best_vina", "best_qed"]

@@ -42,7 +42,7 @@ def molecule(
     start: str = typer.Option("c1ccccc1", help="Starting SMILES."),
     steps: int = typer.Option(10, min=0, help="Maximum optimization steps."),
     proposals: int = typer.Option(4, min=1, help="Candidates proposed per step."),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga (tgsci.proposers.METHODS)"),
+    method: str = typer.Option("tgd", help="tgd | tgd-nofeedback (the ablation: no textual gradient) | random | graph-ga"),
     model: Optional[str] = typer.Option(None, help="litellm model string; default: the embedded local model."),
     optimizer_model: Optional[str] = typer.Option(None, help="A different model for TGD updates."),
     api_base: Optional[str] = typer.Option(None, help="Base URL for Ollama/vLLM/OpenAI-compatible servers."),

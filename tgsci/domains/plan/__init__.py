@@ -59,7 +59,7 @@ class PlanDomain(Domain):
     }
     table_models = {"plan": PlanSettings}
     path_keys = ("case", "cache_dir")
-    methods = ("tgd", "random", "graph-ga", "tpe", "nsga2")
+    methods = ("tgd", "tgd-nofeedback", "random", "graph-ga", "tpe", "nsga2")
     trajectory_panels = [("score", "score (% goal misses, lower is better)"), ("goals_met", "clinical goals met")]
     summary_columns = ["best_goals_met"]
 
@@ -206,7 +206,8 @@ class PlanDomain(Domain):
 
     def comparison_rows(self, run, label: str, context: bool = True) -> list[dict]:
         """The TextGrad paper's table (Nature 2025, radiotherapy): per plan, each target's mean, minimum
-        and D95 deviation from its own prescribed dose, each organ's mean dose, goals met, evaluations
+        and D95 deviation from its own prescribed dose (and D98, D2: ICRU 83's near-minimum and
+        near-maximum), each organ's mean dose, goals met, evaluations to all goals and to the stop
         (numbers on the grid the case judges on, after its normalization)."""
         obj = run.config.objective
         rx, target, oars = obj.get("prescription_gy"), obj.get("target"), obj.get("oars") or []
@@ -221,10 +222,12 @@ class PlanDomain(Domain):
                 out[f"{t} mean - Rx (Gy)"] = _round(m.get(f"{t}.Dmean"), -dose)
                 out[f"{t} min - Rx (Gy)"] = _round(m.get(f"{t}.Dmin"), -dose)
                 out[f"{t} D95 - Rx (Gy)"] = _round(m.get(f"{t}.D95"), -dose)
+                out[f"{t} D98 - Rx (Gy)"] = _round(m.get(f"{t}.D98"), -dose)  # ICRU 83 near-minimum: the cold spot
+                out[f"{t} D2 - Rx (Gy)"] = _round(m.get(f"{t}.D2"), -dose)  # near-maximum: the hot spot
             out.update({f"{o} mean (Gy)": _round(m.get(f"{o}.Dmean")) for o in oars})
             out["goals met"] = f"{m['goals_met']}/{m['goals_total']}" if "goals_met" in m else ""
-            out["evaluations used"] = evaluations
             out["evaluations to all goals"] = to_goals
+            out["evaluations to stop"] = evaluations
             return out
 
         rows = []

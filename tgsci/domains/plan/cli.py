@@ -28,7 +28,7 @@ def plan(
     start: Optional[str] = typer.Option(None, help="Starting weights as JSON; default: the case's."),
     steps: int = typer.Option(8, min=0),
     proposals: int = typer.Option(2, min=1),
-    method: str = typer.Option("tgd", help="tgd | random | graph-ga | tpe | nsga2 (tgsci.proposers.METHODS)"),
+    method: str = typer.Option("tgd", help="tgd | tgd-nofeedback (the ablation: no textual gradient) | random | graph-ga | tpe | nsga2"),
     objectives: Optional[str] = typer.Option(None, help="goals: Pareto mode, one axis per clinical goal (coverage against "
                                                         "each organ's goal) instead of one score."),
     fast: bool = typer.Option(False, help="Coarse plan settings of the case (quick trials, tests)."),
