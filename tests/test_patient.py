@@ -331,9 +331,9 @@ def test_structures_unmatched_empty_or_matched_ignoring_case(export, tmp_path):
     case = case_for(export, tmp_path)
     text = case.read_text().replace('name = "Rectum"\ntype', 'name = "Rectum"\nroi = "RECTUM"\ntype')
     case.write_text(text)
-    assert load_case(str(case)).structures[1].roi == "RECTUM"  # matched to "Rectum" ignoring case
+    assert load_case(str(case)).structure("Rectum").roi == "RECTUM"  # matched to "Rectum" ignoring case
     case.write_text(text.replace('roi = "RECTUM"', 'roi = "Rectum_PRV"'))
-    with pytest.raises(PatientError, match="structure\\(s\\) Rectum_PRV not found in RS.1.dcm; ROIs found: PTV, Rectum, Bladder"):
+    with pytest.raises(PatientError, match="structure\\(s\\) Rectum_PRV not found in RS.1.dcm; ROIs found: PTV, CTV, Rectum, Bladder"):
         load_case(str(case))
     rs = pydicom.dcmread(export / "RS.1.dcm")
     bladder = next(int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "Bladder")

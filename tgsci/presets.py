@@ -22,4 +22,7 @@ def protocol(name: str, kind: str) -> dict:
 def protocol_budget(name: str, method: str, kind: str) -> dict:
     """The optimize() keyword arguments of a protocol for a method."""
     p = protocol(name, kind)
-    return {**p["budget"], **p.get("budget_by_method", {}).get(method, {})}
+    budget = {**p["budget"], **p.get("budget_by_method", {}).get(method, {})}
+    if budget.get("stop_when") != "two_phase":  # the plateau settings belong to that rule only
+        budget = {k: v for k, v in budget.items() if k not in ("plateau_margin", "plateau_steps")}
+    return budget
